@@ -1,0 +1,1 @@
+"""A Telegram bot that turns a writer's voice notes into article drafts."""

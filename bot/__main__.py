@@ -1,0 +1,80 @@
+"""Command line: `python -m bot` migrates the database and runs the bot."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import configure_logging
+
+log = logging.getLogger("bot")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        settings.telegram_bot_token.get_secret_value(),
+        settings.openai_api_key.get_secret_value(),
+    ]
+
+
+def cmd_run(settings: Settings) -> int:
+    """Apply migrations, load the whisper model, then long-poll Telegram until stopped."""
+    from telegram import Update
+
+    from bot.app import build_application, load_transcriber
+    from bot.db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url)
+    transcriber = load_transcriber(settings)
+    app = build_application(settings, transcriber)
+    log.info("Polling Telegram for updates (Ctrl+C to stop)")
+    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    return 0
+
+
+def cmd_migrate(settings: Settings) -> int:
+    """Apply database migrations and exit."""
+    from bot.db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url)
+    log.info("Database is up to date")
+    return 0
+
+
+def cmd_check_config(settings: Settings) -> int:
+    """Validate the settings and print them, secrets masked."""
+    for name, value in settings.model_dump().items():
+        print(f"{name.upper()}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Telegram bot that turns voice notes into article drafts.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="migrate the database and run the bot (the default)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("check-config", help="validate the settings and print them (secrets masked)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings(require_token=command == "run")
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, _secrets(settings))
+    handlers = {"run": cmd_run, "migrate": cmd_migrate, "check-config": cmd_check_config}
+    return handlers[command](settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

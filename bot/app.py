@@ -1,0 +1,129 @@
+"""Composition root: builds the engine, transcriber, services and the PTB Application."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.config import Settings
+from bot.db.session import create_engine, create_session_factory
+from bot.services.intake import IntakeService
+from bot.services.outline import OutlineService
+from bot.services.transcription_jobs import TranscriptionWorker
+from bot.telegram import texts
+from bot.telegram.handlers import (
+    BOT_API_DOWNLOAD_LIMIT,
+    COMMANDS,
+    ChatHandlers,
+    on_error,
+)
+from bot.telegram.io import TelegramAudioSource, TelegramChat, TelegramNotifier
+from bot.transcription.whisper import Transcriber, WhisperTranscriber
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What the hooks need at start and stop; kept in bot_data["runtime"]."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    worker: TranscriptionWorker
+    chat: TelegramChat
+
+
+def load_transcriber(settings: Settings) -> Transcriber:
+    """Load the whisper model once; a model name is fetched into DATA_DIR/models."""
+    return WhisperTranscriber(
+        settings.whisper_model,
+        device=settings.whisper_device,
+        compute_type=settings.whisper_compute_type,
+        beam_size=settings.whisper_beam_size,
+        language=settings.whisper_language,
+        cpu_threads=settings.whisper_cpu_threads,
+        download_root=settings.data_dir / "models",
+    )
+
+
+def build_application(settings: Settings, transcriber: Transcriber) -> Application:  # type: ignore[type-arg]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+
+    app = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .post_init(on_start)
+        .post_stop(on_stop)
+        .build()
+    )
+    chat = TelegramChat(app.bot)
+    worker = TranscriptionWorker(
+        sessions,
+        transcriber,
+        TelegramAudioSource(app.bot),
+        TelegramNotifier(chat),
+        settings.audio_dir,
+    )
+    handlers = ChatHandlers(
+        outline=OutlineService(sessions),
+        intake=IntakeService(sessions),
+        worker=worker,
+        chat=chat,
+        allowed_user_ids=settings.allowed_user_ids,
+        download_limit=None if settings.uses_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
+    )
+    handlers.register(app)
+    app.add_error_handler(on_error)
+    app.bot_data["runtime"] = Runtime(settings, engine, sessions, worker, chat)
+    app.bot_data["chat"] = chat
+    return app
+
+
+async def on_start(app: Application) -> None:  # type: ignore[type-arg]
+    """Start the worker and resume every note a previous run left unfinished."""
+    runtime: Runtime = app.bot_data["runtime"]
+    if not runtime.settings.allowed_user_ids:
+        log.warning("ALLOWED_USER_IDS is empty: the bot will refuse everybody.")
+    else:
+        log.info("Bot allows %d user(s)", len(runtime.settings.allowed_user_ids))
+    try:
+        await app.bot.set_my_commands(COMMANDS)
+    except Exception:
+        log.warning("Could not register the command list with Telegram", exc_info=True)
+    runtime.worker.start()
+    resumed = await runtime.worker.resume_unfinished()
+    for chat_id, count in resumed.items():
+        await runtime.chat.send(chat_id, texts.resumed(count))
+    log.info("Bot started; %d unfinished note(s) resumed", sum(resumed.values()))
+
+
+async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
+    runtime: Runtime = app.bot_data["runtime"]
+    await runtime.worker.stop()
+    await runtime.engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running(app: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """Run the bot inside an existing event loop, with the same hooks as run_polling."""
+    async with app:
+        await on_start(app)
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0.0, timeout=10)
+        try:
+            yield app
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await on_stop(app)

@@ -1,0 +1,111 @@
+"""All settings in one place, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it and is safe to print."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr = SecretStr("")
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    # Empty means nobody: the bot fails closed.
+    allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+
+    whisper_model: str = "small"
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = Field(default=5, ge=1, le=20)
+    whisper_language: str = ""
+    whisper_cpu_threads: int = Field(default=0, ge=0)
+
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4o-mini"
+    openai_timeout_seconds: float = Field(default=120.0, gt=0)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    # Prompt budget per LLM call; longer notes are drafted in stages.
+    llm_context_tokens: int = Field(default=12000, ge=1000)
+    draft_language: str = "English"
+
+    log_level: str = "INFO"
+
+    @field_validator("allowed_user_ids", mode="before")
+    @classmethod
+    def _parse_user_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            try:
+                return frozenset(int(p) for p in parts if p)
+            except ValueError:
+                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("telegram_api_base_url", "telegram_file_base_url", "openai_base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("whisper_language")
+    @classmethod
+    def _normalise_language(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'bot.db').resolve()}"
+        return self
+
+    @property
+    def uses_local_bot_api(self) -> bool:
+        """A self-hosted Bot API server lifts the 20 MB download limit."""
+        return not self.telegram_api_base_url.startswith("https://api.telegram.org/")
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_api_key.get_secret_value() or self.openai_base_url)
+
+
+def load_settings(*, require_token: bool = False, **overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable ConfigError."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            lines.append(f"  {name}: {error['msg']}")
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
+    if require_token and not settings.telegram_bot_token.get_secret_value().strip():
+        raise ConfigError(
+            "Invalid configuration:\n  TELEGRAM_BOT_TOKEN: required to run the bot "
+            "(get one from @BotFather)"
+        )
+    return settings

@@ -1,0 +1,193 @@
+"""SQLAlchemy 2.0 typed models: the whole schema of the bot."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.domain import NoteKind
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class NoteStatus(enum.StrEnum):
+    RECEIVED = "received"
+    DOWNLOADED = "downloaded"
+    TRANSCRIBED = "transcribed"
+    FAILED = "failed"
+
+
+UNFINISHED_STATUSES = (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    # The Telegram user id: every other row is scoped by it.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (
+        # At most one active article per writer.
+        Index(
+            "uq_articles_one_active",
+            "owner_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sections: Mapped[list[Section]] = relationship(
+        back_populates="article", order_by="Section.position", cascade="all, delete-orphan"
+    )
+
+
+class Section(Base):
+    __tablename__ = "sections"
+    __table_args__ = (
+        Index(
+            "uq_sections_one_active",
+            "article_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    article: Mapped[Article] = relationship(back_populates="sections")
+
+
+class Note(Base):
+    """One message of the writer: a recording or a text, as it came from Telegram."""
+
+    __tablename__ = "notes"
+    __table_args__ = (
+        # A redelivered update maps to the same row.
+        UniqueConstraint("chat_id", "message_id", name="uq_notes_chat_message"),
+        Index("ix_notes_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    # The section that was active when the note came in.
+    section_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sections.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[NoteKind] = mapped_column(
+        Enum(NoteKind, name="note_kind", values_callable=lambda e: [m.value for m in e])
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    ack_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    file_id: Mapped[str | None] = mapped_column(String(255))
+    file_unique_id: Mapped[str | None] = mapped_column(String(255))
+    duration: Mapped[int | None] = mapped_column(Integer)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    audio_path: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[NoteStatus] = mapped_column(
+        Enum(NoteStatus, name="note_status", values_callable=lambda e: [m.value for m in e])
+    )
+    transcript: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    transcribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    parts: Mapped[list[NotePart]] = relationship(
+        back_populates="note", order_by="NotePart.position", cascade="all, delete-orphan"
+    )
+
+
+class NotePart(Base):
+    """A piece of a note's text filed under one section.
+
+    A note usually has one part; a recording that walks through several sections is split
+    into one part per section. Section note counts and drafts are built from parts.
+    """
+
+    __tablename__ = "note_parts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text)
+
+    note: Mapped[Note] = relationship(back_populates="parts")
+
+
+class SectionDraft(Base):
+    """A drafted section, reusable while its notes, prompt and model stay the same."""
+
+    __tablename__ = "section_drafts"
+    __table_args__ = (UniqueConstraint("section_id", "cache_key", name="uq_section_drafts_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+    )
+    cache_key: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)  # JSON of the validated section draft
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DraftVersion(Base):
+    """The assembled article each time a /draft changed something."""
+
+    __tablename__ = "draft_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    markdown: Mapped[str] = mapped_column(Text)
+    sections_regenerated: Mapped[int] = mapped_column(Integer, default=0)
+    model: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

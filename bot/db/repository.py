@@ -1,0 +1,242 @@
+"""Queries, every one scoped by the owner; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    UNFINISHED_STATUSES,
+    Article,
+    DraftVersion,
+    Note,
+    NotePart,
+    NoteStatus,
+    Section,
+    SectionDraft,
+    User,
+)
+
+
+class Repository:
+    """Data access for one writer; rows of other writers are invisible through it."""
+
+    def __init__(self, session: AsyncSession, owner_id: int) -> None:
+        self.session = session
+        self.owner_id = owner_id
+
+    # users -----------------------------------------------------------------------------
+    async def ensure_user(self, chat_id: int | None = None) -> User:
+        user = await self.session.get(User, self.owner_id)
+        if user is None:
+            user = User(id=self.owner_id, chat_id=chat_id)
+            self.session.add(user)
+            await self.session.flush()
+        elif chat_id is not None and user.chat_id != chat_id:
+            user.chat_id = chat_id
+        return user
+
+    # articles --------------------------------------------------------------------------
+    async def articles(self) -> Sequence[Article]:
+        result = await self.session.scalars(
+            select(Article).where(Article.owner_id == self.owner_id).order_by(Article.id)
+        )
+        return result.all()
+
+    async def active_article(self) -> Article | None:
+        return await self.session.scalar(
+            select(Article).where(Article.owner_id == self.owner_id, Article.is_active)
+        )
+
+    async def article(self, article_id: int) -> Article | None:
+        return await self.session.scalar(
+            select(Article).where(Article.owner_id == self.owner_id, Article.id == article_id)
+        )
+
+    async def add_article(self, title: str) -> Article:
+        await self.session.execute(
+            update(Article).where(Article.owner_id == self.owner_id).values(is_active=False)
+        )
+        article = Article(owner_id=self.owner_id, title=title, is_active=True)
+        self.session.add(article)
+        await self.session.flush()
+        return article
+
+    async def activate_article(self, article: Article) -> None:
+        await self.session.execute(
+            update(Article)
+            .where(Article.owner_id == self.owner_id, Article.id != article.id)
+            .values(is_active=False)
+        )
+        await self.session.flush()
+        article.is_active = True
+        await self.session.flush()
+
+    async def note_count_by_article(self) -> dict[int, int]:
+        rows = await self.session.execute(
+            select(Note.article_id, func.count(Note.id))
+            .where(Note.owner_id == self.owner_id, Note.status == NoteStatus.TRANSCRIBED)
+            .group_by(Note.article_id)
+        )
+        return {article_id: count for article_id, count in rows}
+
+    # sections --------------------------------------------------------------------------
+    async def sections(self, article_id: int) -> Sequence[Section]:
+        result = await self.session.scalars(
+            select(Section)
+            .join(Article)
+            .where(Article.owner_id == self.owner_id, Section.article_id == article_id)
+            .order_by(Section.position)
+        )
+        return result.all()
+
+    async def section(self, section_id: int) -> Section | None:
+        return await self.session.scalar(
+            select(Section)
+            .join(Article)
+            .where(Article.owner_id == self.owner_id, Section.id == section_id)
+        )
+
+    async def add_section(self, article_id: int, position: int, title: str) -> Section:
+        section = Section(article_id=article_id, position=position, title=title)
+        self.session.add(section)
+        await self.session.flush()
+        return section
+
+    async def activate_section(self, section: Section) -> None:
+        await self.session.execute(
+            update(Section)
+            .where(Section.article_id == section.article_id, Section.id != section.id)
+            .values(is_active=False)
+        )
+        await self.session.flush()
+        section.is_active = True
+        await self.session.flush()
+
+    async def delete_section(self, section: Section) -> None:
+        await self.session.delete(section)
+        await self.session.flush()
+
+    async def part_counts_by_section(self, article_id: int) -> dict[int, int]:
+        """How many distinct notes are filed under each section of the article."""
+        rows = await self.session.execute(
+            select(NotePart.section_id, func.count(func.distinct(NotePart.note_id)))
+            .join(Note, Note.id == NotePart.note_id)
+            .where(Note.owner_id == self.owner_id, Note.article_id == article_id)
+            .group_by(NotePart.section_id)
+        )
+        return {section_id: count for section_id, count in rows}
+
+    # notes -----------------------------------------------------------------------------
+    async def insert_note_once(self, values: dict[str, object]) -> tuple[int, bool]:
+        """Insert a note unless (chat_id, message_id) exists; return its id and if it is new."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = (
+            insert(Note)
+            .values(owner_id=self.owner_id, **values)
+            .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
+            .returning(Note.id)
+        )
+        new_id = await self.session.scalar(stmt)
+        if new_id is not None:
+            return new_id, True
+        existing = await self.session.scalar(
+            select(Note.id).where(
+                Note.owner_id == self.owner_id,
+                Note.chat_id == values["chat_id"],
+                Note.message_id == values["message_id"],
+            )
+        )
+        if existing is None:
+            # The pair belongs to another owner: impossible with real Telegram ids.
+            raise LookupError("message already stored for another user")
+        return existing, False
+
+    async def note(self, note_id: int) -> Note | None:
+        return await self.session.scalar(
+            select(Note).where(Note.owner_id == self.owner_id, Note.id == note_id)
+        )
+
+    async def add_part(self, note: Note, section_id: int, text: str, position: int = 0) -> None:
+        self.session.add(
+            NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
+        )
+        await self.session.flush()
+
+    async def parts_for_article(self, article_id: int) -> Sequence[tuple[NotePart, Note]]:
+        rows = await self.session.execute(
+            select(NotePart, Note)
+            .join(Note, Note.id == NotePart.note_id)
+            .where(Note.owner_id == self.owner_id, Note.article_id == article_id)
+            .order_by(Note.created_at, Note.id, NotePart.position)
+        )
+        return [(part, note) for part, note in rows]
+
+    # drafts ----------------------------------------------------------------------------
+    async def section_draft(self, section_id: int, cache_key: str) -> SectionDraft | None:
+        return await self.session.scalar(
+            select(SectionDraft)
+            .join(Section, Section.id == SectionDraft.section_id)
+            .join(Article, Article.id == Section.article_id)
+            .where(
+                Article.owner_id == self.owner_id,
+                SectionDraft.section_id == section_id,
+                SectionDraft.cache_key == cache_key,
+            )
+        )
+
+    async def save_section_draft(self, section_id: int, cache_key: str, content: str) -> None:
+        existing = await self.section_draft(section_id, cache_key)
+        if existing is None:
+            self.session.add(
+                SectionDraft(section_id=section_id, cache_key=cache_key, content=content)
+            )
+        else:
+            existing.content = content
+        await self.session.flush()
+
+    async def latest_draft_version(self, article_id: int) -> DraftVersion | None:
+        return await self.session.scalar(
+            select(DraftVersion)
+            .join(Article, Article.id == DraftVersion.article_id)
+            .where(Article.owner_id == self.owner_id, DraftVersion.article_id == article_id)
+            .order_by(DraftVersion.id.desc())
+            .limit(1)
+        )
+
+    async def add_draft_version(
+        self, article_id: int, markdown: str, sections_regenerated: int, model: str
+    ) -> DraftVersion:
+        version = DraftVersion(
+            article_id=article_id,
+            markdown=markdown,
+            sections_regenerated=sections_regenerated,
+            model=model,
+        )
+        self.session.add(version)
+        await self.session.flush()
+        return version
+
+
+class JobQueries:
+    """Queries for the background worker, which spans all writers by design."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def unfinished_notes(self) -> Sequence[Note]:
+        result = await self.session.scalars(
+            select(Note).where(Note.status.in_(UNFINISHED_STATUSES)).order_by(Note.id)
+        )
+        return result.all()
+
+    async def owner_of(self, note_id: int) -> int | None:
+        return await self.session.scalar(select(Note.owner_id).where(Note.id == note_id))
+
+    async def delete_parts(self, note_id: int) -> None:
+        await self.session.execute(delete(NotePart).where(NotePart.note_id == note_id))

@@ -1,0 +1,101 @@
+"""Plain types that services return and handlers show; no ORM rows leave the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class UserError(Exception):
+    """An expected failure whose message is written for the writer and safe to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NoteKind(StrEnum):
+    VOICE = "voice"
+    AUDIO = "audio"
+    VIDEO = "video"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    id: int
+    number: int  # 1-based position shown to the writer
+    title: str
+    note_count: int
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    id: int
+    number: int
+    title: str
+    is_active: bool
+    note_count: int = 0
+
+
+@dataclass(frozen=True)
+class Outline:
+    article: ArticleInfo
+    sections: list[SectionInfo]
+    kept_for_notes: list[str] = field(default_factory=list)
+
+    @property
+    def active_section(self) -> SectionInfo | None:
+        return next((s for s in self.sections if s.is_active), None)
+
+
+@dataclass(frozen=True)
+class IncomingMedia:
+    """A recording as Telegram describes it, before anything is downloaded."""
+
+    kind: NoteKind
+    file_id: str
+    file_unique_id: str | None
+    duration: int | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    note_id: int
+    is_new: bool  # False when Telegram redelivered a message we already have
+    article_title: str
+    section_number: int
+    section_title: str
+    created_default_article: bool
+
+
+@dataclass(frozen=True)
+class FiledPart:
+    section_number: int
+    section_title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TranscriptionOutcome:
+    """What a finished transcription job tells the writer."""
+
+    note_id: int
+    chat_id: int
+    ack_message_id: int | None
+    ok: bool
+    transcript: str = ""
+    language: str | None = None
+    parts: list[FiledPart] = field(default_factory=list)
+    failure: str = ""  # user-safe reason when not ok
+
+
+@dataclass(frozen=True)
+class NoteView:
+    id: int
+    kind: NoteKind
+    created_at: datetime
+    text: str

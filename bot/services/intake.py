@@ -1,0 +1,102 @@
+"""Intake: a note is stored, in one short transaction, before anything slow happens."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import NoteStatus, utcnow
+from bot.db.repository import Repository
+from bot.domain import IncomingMedia, IntakeResult, NoteKind, UserError
+from bot.services.outline import ensure_active_section
+
+MAX_TEXT_NOTE_CHARS = 20_000
+
+
+class IntakeService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def receive_media(
+        self, owner_id: int, chat_id: int, message_id: int, media: IncomingMedia
+    ) -> IntakeResult:
+        """Persist a recording (status received) so a crash after this loses nothing."""
+        return await self._receive(
+            owner_id,
+            chat_id,
+            message_id,
+            {
+                "kind": media.kind,
+                "file_id": media.file_id,
+                "file_unique_id": media.file_unique_id,
+                "duration": media.duration,
+                "size": media.size,
+                "status": NoteStatus.RECEIVED,
+            },
+            text=None,
+        )
+
+    async def receive_text(
+        self, owner_id: int, chat_id: int, message_id: int, text: str
+    ) -> IntakeResult:
+        """A typed note needs no transcription: it is filed at once."""
+        text = text.strip()
+        if not text:
+            raise UserError("That message is empty, so there is nothing to file.")
+        if len(text) > MAX_TEXT_NOTE_CHARS:
+            raise UserError(
+                f"That note is too long ({len(text)} characters); "
+                f"split it into parts under {MAX_TEXT_NOTE_CHARS}."
+            )
+        return await self._receive(
+            owner_id,
+            chat_id,
+            message_id,
+            {
+                "kind": NoteKind.TEXT,
+                "status": NoteStatus.TRANSCRIBED,
+                "transcript": text,
+                "transcribed_at": utcnow(),
+            },
+            text=text,
+        )
+
+    async def remember_ack(self, owner_id: int, note_id: int, ack_message_id: int) -> None:
+        async with self._sessions.begin() as session:
+            note = await Repository(session, owner_id).note(note_id)
+            if note is not None:
+                note.ack_message_id = ack_message_id
+
+    async def _receive(
+        self,
+        owner_id: int,
+        chat_id: int,
+        message_id: int,
+        values: dict[str, object],
+        *,
+        text: str | None,
+    ) -> IntakeResult:
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            await repo.ensure_user(chat_id)
+            article, section, created = await ensure_active_section(repo)
+            note_id, is_new = await repo.insert_note_once(
+                {
+                    **values,
+                    "article_id": article.id,
+                    "section_id": section.id,
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                }
+            )
+            if is_new and text is not None:
+                note = await repo.note(note_id)
+                assert note is not None
+                await repo.add_part(note, section.id, text)
+            return IntakeResult(
+                note_id=note_id,
+                is_new=is_new,
+                article_title=article.title,
+                section_number=section.position,
+                section_title=section.title,
+                created_default_article=created and is_new,
+            )

@@ -1,0 +1,328 @@
+"""Background transcription: download, transcribe off the event loop, file, tell the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import Note, NoteStatus, utcnow
+from bot.db.repository import JobQueries, Repository
+from bot.domain import FiledPart, TranscriptionOutcome
+from bot.services.outline import ensure_active_section
+from bot.services.threads import run_in_daemon_thread
+from bot.transcription.whisper import (
+    Transcriber,
+    TranscriptionCancelled,
+    TranscriptionError,
+)
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_DURATION_S = 60
+PROGRESS_INTERVAL_S = 5.0
+DOWNLOAD_ATTEMPTS = 4
+DOWNLOAD_BACKOFF_S = 1.0
+
+
+class DownloadError(Exception):
+    """The recording could not be fetched; `permanent` means retrying will not help."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class AudioSource(Protocol):
+    async def download(self, file_id: str, destination: Path) -> None:
+        """Fetch the file behind a Telegram file_id into destination."""
+        ...
+
+
+class Notifier(Protocol):
+    async def deliver(self, outcome: TranscriptionOutcome) -> None:
+        """Tell the writer how a transcription ended."""
+        ...
+
+    async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
+        """Show how far a long transcription has come."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Job:
+    note_id: int
+    owner_id: int
+    chat_id: int
+    ack_message_id: int | None
+    status: NoteStatus
+    file_id: str
+    duration: int | None
+    audio_path: Path | None
+    prompt: str
+
+
+# User-facing reasons, stored on the note and shown in chat.
+NO_SPEECH = "I couldn't hear any speech in that recording, so I didn't file it."
+UNREADABLE = (
+    "I couldn't read that recording (the file looks damaged or isn't audio). "
+    "Nothing was filed; please send it again."
+)
+DOWNLOAD_FAILED = "I couldn't download that recording from Telegram. Please send it again."
+CANCELLED = "Transcription cancelled. Nothing was filed."
+
+
+class TranscriptionWorker:
+    """One queue, one consumer: notes are transcribed in the order they came in.
+
+    Whisper already uses every core, so running two transcriptions at once would only make
+    each slower; a single consumer also keeps each chat's notes in order.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transcriber: Transcriber,
+        audio_source: AudioSource,
+        notifier: Notifier,
+        audio_dir: Path,
+    ) -> None:
+        self._sessions = sessions
+        self._transcriber = transcriber
+        self._audio = audio_source
+        self._notifier = notifier
+        self._audio_dir = audio_dir
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._current: tuple[int, int, threading.Event] | None = None  # note, owner, cancel
+
+    # lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._audio_dir.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="transcription-worker")
+
+    async def stop(self) -> None:
+        if self._current is not None:
+            self._current[2].set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def enqueue(self, note_id: int) -> None:
+        if note_id not in self._queued:
+            self._queued.add(note_id)
+            self._queue.put_nowait(note_id)
+
+    async def resume_unfinished(self) -> dict[int, int]:
+        """Queue every note a previous run left unfinished; return how many per chat."""
+        async with self._sessions.begin() as session:
+            notes = await JobQueries(session).unfinished_notes()
+            pending = [(n.id, n.chat_id) for n in notes]
+        for note_id, _ in pending:
+            self.enqueue(note_id)
+        return dict(Counter(chat_id for _, chat_id in pending))
+
+    def cancel_current(self, owner_id: int) -> bool:
+        """Stop the writer's running transcription, if one is running."""
+        if self._current is not None and self._current[1] == owner_id:
+            self._current[2].set()
+            return True
+        return False
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued note is processed (tests and benchmarks)."""
+        await self._queue.join()
+
+    # the job ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            note_id = await self._queue.get()
+            try:
+                await self.process(note_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The note stays unfinished and is retried at the next start.
+                log.exception("Transcription job for note %s crashed", note_id)
+            finally:
+                self._queued.discard(note_id)
+                self._queue.task_done()
+
+    async def process(self, note_id: int) -> None:
+        job = await self._load(note_id)
+        if job is None:
+            return
+        try:
+            path = await self._ensure_audio(job)
+        except DownloadError as exc:
+            log.warning("Download of note %s failed: %s", note_id, exc)
+            await self._finish_failed(job, DOWNLOAD_FAILED)
+            return
+
+        cancel = threading.Event()
+        self._current = (job.note_id, job.owner_id, cancel)
+        try:
+            transcript = await run_in_daemon_thread(
+                self._transcriber.transcribe,
+                path,
+                prompt=job.prompt,
+                cancel=cancel,
+                progress=self._progress_reporter(job),
+            )
+        except TranscriptionCancelled:
+            await self._finish_failed(job, CANCELLED)
+            return
+        except TranscriptionError as exc:
+            log.warning("Note %s could not be transcribed: %s", note_id, exc)
+            await self._finish_failed(job, UNREADABLE)
+            return
+        finally:
+            self._current = None
+
+        if not transcript.text:
+            await self._finish_failed(job, NO_SPEECH)
+            return
+        outcome = await self._file(job, transcript.text, transcript.language)
+        if outcome is not None:
+            path.unlink(missing_ok=True)
+            await self._notifier.deliver(outcome)
+
+    async def _load(self, note_id: int) -> _Job | None:
+        async with self._sessions.begin() as session:
+            owner_id = await JobQueries(session).owner_of(note_id)
+            if owner_id is None:
+                return None
+            repo = Repository(session, owner_id)
+            note = await repo.note(note_id)
+            if note is None or note.status not in (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED):
+                return None
+            if not note.file_id:
+                return None
+            note.attempts += 1
+            article = await repo.article(note.article_id)
+            titles = [s.title for s in await repo.sections(note.article_id)]
+            prompt = ". ".join([article.title, *titles] if article else titles) + "."
+            return _Job(
+                note_id=note.id,
+                owner_id=owner_id,
+                chat_id=note.chat_id,
+                ack_message_id=note.ack_message_id,
+                status=note.status,
+                file_id=note.file_id,
+                duration=note.duration,
+                audio_path=Path(note.audio_path) if note.audio_path else None,
+                prompt=prompt,
+            )
+
+    async def _ensure_audio(self, job: _Job) -> Path:
+        if job.audio_path is not None and job.audio_path.exists():
+            return job.audio_path
+        destination = self._audio_dir / f"note-{job.note_id}.audio"
+        partial = destination.with_suffix(".part")
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                await self._audio.download(job.file_id, partial)
+                break
+            except DownloadError as exc:
+                if exc.permanent or attempt == DOWNLOAD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(DOWNLOAD_BACKOFF_S * 2 ** (attempt - 1))
+        partial.replace(destination)  # a crash mid-download never leaves a half file in place
+        async with self._sessions.begin() as session:
+            note = await Repository(session, job.owner_id).note(job.note_id)
+            if note is not None:
+                note.status = NoteStatus.DOWNLOADED
+                note.audio_path = str(destination)
+        return destination
+
+    async def _file(
+        self, job: _Job, text: str, language: str | None
+    ) -> TranscriptionOutcome | None:
+        async with self._sessions.begin() as session:
+            repo = Repository(session, job.owner_id)
+            note = await repo.note(job.note_id)
+            if note is None or note.status == NoteStatus.TRANSCRIBED:
+                return None
+            section = await repo.section(note.section_id) if note.section_id else None
+            if section is None:  # the section was removed while the note waited
+                _, section, _ = await ensure_active_section(repo)
+            note.transcript = text
+            note.language = language
+            note.status = NoteStatus.TRANSCRIBED
+            note.transcribed_at = utcnow()
+            note.error = None
+            await repo.add_part(note, section.id, text)
+            return TranscriptionOutcome(
+                note_id=note.id,
+                chat_id=note.chat_id,
+                ack_message_id=note.ack_message_id,
+                ok=True,
+                transcript=text,
+                language=language,
+                parts=[FiledPart(section.position, section.title, text)],
+            )
+
+    async def _finish_failed(self, job: _Job, reason: str) -> None:
+        async with self._sessions.begin() as session:
+            note: Note | None = await Repository(session, job.owner_id).note(job.note_id)
+            if note is None:
+                return
+            note.status = NoteStatus.FAILED
+            note.error = reason
+            ack_message_id = note.ack_message_id
+        await self._notifier.deliver(
+            TranscriptionOutcome(
+                note_id=job.note_id,
+                chat_id=job.chat_id,
+                ack_message_id=ack_message_id,
+                ok=False,
+                failure=reason,
+            )
+        )
+
+    def _progress_reporter(self, job: _Job) -> ProgressReporter | None:
+        if job.ack_message_id is None or (job.duration or 0) < PROGRESS_MIN_DURATION_S:
+            return None
+        return ProgressReporter(
+            asyncio.get_running_loop(), self._notifier, job.chat_id, job.ack_message_id
+        )
+
+
+class ProgressReporter:
+    """Called from the transcription thread; edits the chat at most every few seconds."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        notifier: Notifier,
+        chat_id: int,
+        message_id: int,
+    ) -> None:
+        self._loop = loop
+        self._notifier = notifier
+        self._chat_id = chat_id
+        self._message_id = message_id
+        self._last = time.monotonic()
+        self._last_percent = -1
+
+    def __call__(self, done_seconds: float, total_seconds: float) -> None:
+        now = time.monotonic()
+        percent = min(99, int(100 * done_seconds / total_seconds)) if total_seconds else 0
+        if now - self._last < PROGRESS_INTERVAL_S or percent == self._last_percent:
+            return
+        self._last, self._last_percent = now, percent
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            asyncio.run_coroutine_threadsafe(
+                self._notifier.progress(self._chat_id, self._message_id, percent), self._loop
+            )

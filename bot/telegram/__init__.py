@@ -1,0 +1,1 @@
+"""The Telegram side: handlers, texts, safe sending."""

@@ -1,0 +1,357 @@
+"""Chat handlers: parse the update, call a service, reply. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.domain import IncomingMedia, NoteKind, Outline, UserError
+from bot.render import escape
+from bot.services.intake import IntakeService
+from bot.services.outline import OutlineService
+from bot.services.transcription_jobs import TranscriptionWorker
+from bot.telegram import texts
+from bot.telegram.io import TelegramChat
+
+log = logging.getLogger(__name__)
+
+BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+REFUSAL_INTERVAL_S = 600.0
+SECTION_CALLBACK = "sec:"
+
+COMMANDS = [
+    BotCommand("new", "Start a new article"),
+    BotCommand("outline", "Set the sections, one title a line"),
+    BotCommand("sections", "Show the outline and pick a section"),
+    BotCommand("section", "Make section n active"),
+    BotCommand("articles", "List your articles"),
+    BotCommand("use", "Switch to article n"),
+    BotCommand("cancel", "Stop the running transcription"),
+    BotCommand("help", "How this bot works"),
+]
+
+
+@dataclass
+class ChatHandlers:
+    """The bot's handlers, bound to the services they call."""
+
+    outline: OutlineService
+    intake: IntakeService
+    worker: TranscriptionWorker
+    chat: TelegramChat
+    allowed_user_ids: frozenset[int]
+    download_limit: int | None  # None with a self-hosted Bot API server
+
+    def __post_init__(self) -> None:
+        self._refused_at: dict[int, float] = {}
+
+    def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        app.add_handler(TypeHandler(Update, self.check_access), group=-1)
+        commands = {
+            "start": self.start,
+            "help": self.help,
+            "new": self.new_article,
+            "outline": self.set_outline,
+            "sections": self.show_sections,
+            "section": self.choose_section,
+            "articles": self.show_articles,
+            "use": self.use_article,
+            "cancel": self.cancel,
+        }
+        for name, callback in commands.items():
+            app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
+        app.add_handler(CallbackQueryHandler(self.section_button, pattern=rf"^{SECTION_CALLBACK}"))
+        recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE
+        app.add_handler(
+            MessageHandler(recordings & filters.UpdateType.MESSAGE, self.receive_recording)
+        )
+        app.add_handler(
+            MessageHandler(
+                (filters.Document.ALL | filters.VIDEO | filters.PHOTO | filters.Sticker.ALL)
+                & filters.UpdateType.MESSAGE,
+                self.unsupported,
+            )
+        )
+        app.add_handler(
+            MessageHandler(
+                filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, self.receive_text
+            )
+        )
+        app.add_handler(
+            MessageHandler(filters.COMMAND & filters.UpdateType.MESSAGE, self.unknown_command)
+        )
+
+    # access ----------------------------------------------------------------------------
+    async def check_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Fail closed: no user, or a user not on the list, stops the update here."""
+        user = update.effective_user
+        if user is None:
+            raise ApplicationHandlerStop
+        if user.id in self.allowed_user_ids:
+            return
+        log.info("Refused update from user %s", user.id)
+        now = time.monotonic()
+        if now - self._refused_at.get(user.id, -REFUSAL_INTERVAL_S) >= REFUSAL_INTERVAL_S:
+            self._refused_at[user.id] = now
+            if update.callback_query is not None:
+                await update.callback_query.answer(texts.REFUSAL)
+            elif update.effective_chat is not None:
+                await self.chat.send(update.effective_chat.id, texts.REFUSAL)
+        raise ApplicationHandlerStop
+
+    # commands --------------------------------------------------------------------------
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Greet and explain."""
+        await self._reply(update, texts.START_GREETING)
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """List the commands."""
+        await self._reply(update, texts.HELP)
+
+    async def new_article(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/new <title>: start an article and make it active."""
+        title = _command_argument(update)
+        if not title:
+            await self._reply(update, texts.NEW_USAGE)
+            return
+        user_id, chat_id = _ids(update)
+        outline = await self.outline.new_article(user_id, chat_id, title)
+        await self._reply(update, texts.article_created(outline))
+
+    async def set_outline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/outline followed by one section title a line."""
+        message = _message(update)
+        text = message.text or ""
+        first_line, _, rest = text.partition("\n")
+        lines = [first_line.partition(" ")[2], *rest.split("\n")]
+        user_id, chat_id = _ids(update)
+        outline = await self.outline.set_outline(user_id, chat_id, lines)
+        await self._reply(update, texts.outline_set(outline), _sections_keyboard(outline))
+
+    async def show_sections(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The outline with note counts and buttons to pick the active section."""
+        user_id, _ = _ids(update)
+        outline = await self.outline.outline(user_id)
+        if outline is None:
+            await self._reply(update, texts.NO_ARTICLE)
+            return
+        await self._reply(update, texts.outline(outline), _sections_keyboard(outline))
+
+    async def choose_section(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/section <n>."""
+        number = _int_argument(update)
+        if number is None:
+            await self._reply(update, texts.SECTION_USAGE)
+            return
+        user_id, _ = _ids(update)
+        outline = await self.outline.choose_section_by_number(user_id, number)
+        await self._reply(update, texts.section_chosen(outline))
+
+    async def section_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button under /sections: make that section active."""
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        user_id, _ = _ids(update)
+        try:
+            section_id = int(query.data.removeprefix(SECTION_CALLBACK))
+            outline = await self.outline.choose_section_by_id(user_id, section_id)
+        except (ValueError, UserError) as exc:
+            message = exc.message if isinstance(exc, UserError) else "That button has expired."
+            await query.answer(message, show_alert=True)
+            return
+        active = outline.active_section
+        await query.answer(f"Now filing under {active.number}. {active.title}" if active else "")
+        if isinstance(query.message, Message):
+            await self.chat.edit(
+                query.message.chat.id,
+                query.message.message_id,
+                texts.outline(outline),
+                reply_markup=_sections_keyboard(outline),
+            )
+
+    async def show_articles(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/articles."""
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.articles(await self.outline.articles(user_id)))
+
+    async def use_article(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/use <n>."""
+        number = _int_argument(update)
+        if number is None:
+            await self._reply(update, texts.USE_USAGE)
+            return
+        user_id, _ = _ids(update)
+        outline = await self.outline.use_article(user_id, number)
+        await self._reply(update, texts.article_switched(outline), _sections_keyboard(outline))
+
+    async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/cancel: stop the writer's running transcription."""
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.cancelled(self.worker.cancel_current(user_id)))
+
+    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command this bot does not know."""
+        await self._reply(update, "I don't know that command. Send /help for the list.")
+
+    # notes -----------------------------------------------------------------------------
+    async def receive_recording(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Voice, audio or video note: store it, acknowledge at once, transcribe later."""
+        message = _message(update)
+        media = _media(message)
+        if media is None:
+            return
+        if self.download_limit and media.size and media.size > self.download_limit:
+            await self._reply(update, texts.too_big(media.size, self.download_limit))
+            return
+        user_id, chat_id = _ids(update)
+        result = await self.intake.receive_media(user_id, chat_id, message.message_id, media)
+        if not result.is_new:
+            return  # Telegram redelivered it: it was acknowledged and queued the first time
+        ack = await self.chat.send(
+            chat_id, texts.voice_received(result), reply_to=message.message_id
+        )
+        if ack is not None:
+            await self.intake.remember_ack(user_id, result.note_id, ack.message_id)
+        self.worker.enqueue(result.note_id)
+
+    async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A typed note: filed under the active section straight away."""
+        message = _message(update)
+        user_id, chat_id = _ids(update)
+        result = await self.intake.receive_text(
+            user_id, chat_id, message.message_id, message.text or ""
+        )
+        if result.is_new:
+            await self._reply(update, texts.text_filed(result))
+
+    async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Files the bot cannot transcribe; audio sent as a document is accepted."""
+        message = _message(update)
+        document = message.document
+        if document is not None and (document.mime_type or "").startswith("audio/"):
+            await self.receive_recording(update, context)
+            return
+        await self._reply(update, texts.UNSUPPORTED_FILE)
+
+    # helpers ---------------------------------------------------------------------------
+    async def _reply(
+        self, update: Update, html: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        chat = update.effective_chat
+        if chat is None:
+            return
+        message = update.effective_message
+        await self.chat.send(
+            chat.id, html, reply_to=message.message_id if message else None, reply_markup=markup
+        )
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Expected failures show their message; anything else is logged and apologised for."""
+    error = context.error
+    chat_id = (
+        update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+    )
+    if isinstance(error, UserError):
+        text = escape(error.message)
+    else:
+        log.error("Unhandled error while processing an update", exc_info=error)
+        text = texts.SOMETHING_WENT_WRONG
+    if chat_id is None:
+        return
+    if isinstance(update, Update) and update.callback_query is not None:
+        try:
+            await update.callback_query.answer(text[:190], show_alert=True)
+        except Exception:
+            log.debug("Could not answer callback query", exc_info=True)
+        return
+    chat: TelegramChat = context.bot_data["chat"]
+    await chat.send(chat_id, text)
+
+
+def _media(message: Message) -> IncomingMedia | None:
+    if message.voice:
+        v = message.voice
+        return IncomingMedia(
+            NoteKind.VOICE, v.file_id, v.file_unique_id, _secs(v.duration), v.file_size
+        )
+    if message.audio:
+        a = message.audio
+        return IncomingMedia(
+            NoteKind.AUDIO, a.file_id, a.file_unique_id, _secs(a.duration), a.file_size
+        )
+    if message.video_note:
+        n = message.video_note
+        return IncomingMedia(
+            NoteKind.VIDEO, n.file_id, n.file_unique_id, _secs(n.duration), n.file_size
+        )
+    if message.document:
+        d = message.document
+        return IncomingMedia(NoteKind.AUDIO, d.file_id, d.file_unique_id, None, d.file_size)
+    return None
+
+
+def _secs(duration: object) -> int | None:
+    total = getattr(duration, "total_seconds", None)
+    if callable(total):
+        return int(total())
+    return int(duration) if isinstance(duration, int | float) else None
+
+
+def _sections_keyboard(outline: Outline) -> InlineKeyboardMarkup | None:
+    if len(outline.sections) < 2:
+        return None
+    rows = []
+    for section in outline.sections:
+        label = f"{'▶️ ' if section.is_active else ''}{section.number}. {section.title}"
+        if len(label) > 40:
+            label = label[:39] + "…"
+        rows.append([InlineKeyboardButton(label, callback_data=f"{SECTION_CALLBACK}{section.id}")])
+    return InlineKeyboardMarkup(rows)
+
+
+def _message(update: Update) -> Message:
+    message = update.effective_message
+    assert message is not None  # the handlers are registered for message updates only
+    return message
+
+
+def _ids(update: Update) -> tuple[int, int]:
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None  # check_access ran first
+    return user.id, chat.id
+
+
+def _command_argument(update: Update) -> str:
+    text = (update.effective_message.text if update.effective_message else "") or ""
+    parts = text.split(maxsplit=1)
+    return " ".join(parts[1].split()) if len(parts) > 1 else ""
+
+
+def _int_argument(update: Update) -> int | None:
+    argument = _command_argument(update).split()
+    if not argument:
+        return None
+    try:
+        return int(argument[0].lstrip("#"))
+    except ValueError:
+        return None

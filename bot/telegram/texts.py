@@ -1,0 +1,153 @@
+"""Everything the bot says, in one place (Telegram HTML; dynamic parts are escaped)."""
+
+from __future__ import annotations
+
+from bot.domain import ArticleInfo, IntakeResult, Outline, TranscriptionOutcome
+from bot.render import escape
+
+HELP = """\
+I turn your voice notes into an article draft.
+
+<b>How to begin</b>
+1. /new <i>title</i> starts an article.
+2. /outline, then one section title a line (in the same message), sets its sections.
+3. Pick a section with /section <i>n</i> (or the buttons under /sections) and talk: \
+voice notes, audio files, round video notes and text messages are filed under it.
+4. /draft turns your notes into a structured English draft.
+
+<b>Commands</b>
+/new <i>title</i> – start a new article and make it active
+/outline – set the sections (titles on the following lines)
+/sections – the outline with note counts; buttons pick the active section
+/section <i>n</i> – make section n active
+/articles – your articles; /use <i>n</i> switches to article n
+/draft – draft the whole article; /draft <i>n</i> – only section n
+/export – the latest draft as a markdown file; /export notes – all transcripts
+/cancel – stop the transcription that is running
+/help – this message"""
+
+START_GREETING = "Hi! " + HELP
+
+REFUSAL = "Sorry, this is a private bot. Ask its owner to add your Telegram user id."
+
+NEW_USAGE = "Give the article a title, e.g. <code>/new Where data engineering ends</code>"
+SECTION_USAGE = "Which section? Send its number, e.g. <code>/section 2</code> (see /sections)."
+USE_USAGE = "Which article? Send its number, e.g. <code>/use 2</code> (see /articles)."
+NO_ARTICLE = "You have no article yet. Start one with /new <i>title</i>, or just send a note."
+UNSUPPORTED_FILE = (
+    "I can only file voice notes, audio files, round video notes and text. That file wasn't stored."
+)
+SOMETHING_WENT_WRONG = (
+    "Sorry, something went wrong on my side. Your notes are safe; please try again."
+)
+
+
+def outline(outline: Outline, heading: str | None = None) -> str:
+    lines = [heading or f"<b>{escape(outline.article.title)}</b>"]
+    for section in outline.sections:
+        marker = "▶️" if section.is_active else "▫️"
+        count = _notes(section.note_count)
+        lines.append(f"{marker} {section.number}. {escape(section.title)} — {count}")
+    if outline.kept_for_notes:
+        kept = ", ".join(f"“{escape(t)}”" for t in outline.kept_for_notes)
+        lines.append(f"\nKept {kept} at the end because it holds notes.")
+    active = outline.active_section
+    if active:
+        lines.append(f"\nNew notes go to <b>{active.number}. {escape(active.title)}</b>.")
+    return "\n".join(lines)
+
+
+def article_created(outline_: Outline) -> str:
+    return (
+        f"Started “<b>{escape(outline_.article.title)}</b>”. It is your active article.\n"
+        "Set its sections with /outline and one title a line, or just start talking: "
+        "notes go to “Notes” until then."
+    )
+
+
+def outline_set(outline_: Outline) -> str:
+    return outline(outline_, f"Outline of “<b>{escape(outline_.article.title)}</b>”:")
+
+
+def section_chosen(outline_: Outline) -> str:
+    active = outline_.active_section
+    assert active is not None
+    return (
+        f"New notes now go to <b>{active.number}. {escape(active.title)}</b> "
+        f"in “{escape(outline_.article.title)}”."
+    )
+
+
+def articles(items: list[ArticleInfo]) -> str:
+    if not items:
+        return NO_ARTICLE
+    lines = ["<b>Your articles</b>"]
+    for item in items:
+        marker = "▶️" if item.is_active else "▫️"
+        lines.append(f"{marker} {item.number}. {escape(item.title)} — {_notes(item.note_count)}")
+    lines.append("\nSwitch with /use <i>n</i>.")
+    return "\n".join(lines)
+
+
+def article_switched(outline_: Outline) -> str:
+    return outline(outline_, f"Switched to “<b>{escape(outline_.article.title)}</b>”.")
+
+
+def _where(result: IntakeResult) -> str:
+    return f"<b>{result.section_number}. {escape(result.section_title)}</b>"
+
+
+def _default_article_note(result: IntakeResult) -> str:
+    if not result.created_default_article:
+        return ""
+    return (
+        f"(You had no article, so I started “{escape(result.article_title)}”; "
+        "rename your work with /new and /outline any time.)\n"
+    )
+
+
+def voice_received(result: IntakeResult) -> str:
+    return f"{_default_article_note(result)}🎙 Got it. Transcribing for {_where(result)}…"
+
+
+def text_filed(result: IntakeResult) -> str:
+    return f"{_default_article_note(result)}📝 Filed under {_where(result)}."
+
+
+def too_big(size_bytes: int, limit_bytes: int) -> str:
+    return (
+        f"That recording is {size_bytes / 1_048_576:.1f} MB, and Telegram lets bots download "
+        f"at most {limit_bytes // 1_048_576} MB. Please send a shorter one (or split it)."
+    )
+
+
+def transcription_done(outcome: TranscriptionOutcome) -> str:
+    if not outcome.ok:
+        return f"⚠️ {escape(outcome.failure)}"
+    if len(outcome.parts) == 1:
+        part = outcome.parts[0]
+        where = f"<b>{part.section_number}. {escape(part.section_title)}</b>"
+        return f"✅ Filed under {where}:\n\n{escape(outcome.transcript)}"
+    lines = ["✅ Filed in parts:"]
+    for part in outcome.parts:
+        lines.append(
+            f"\n<b>{part.section_number}. {escape(part.section_title)}</b>\n{escape(part.text)}"
+        )
+    return "\n".join(lines)
+
+
+def progress(percent: int) -> str:
+    return f"🎙 Transcribing… {percent}%"
+
+
+def resumed(count: int) -> str:
+    noun = "note" if count == 1 else "notes"
+    return f"I restarted and am resuming {count} unfinished {noun}. Transcripts follow."
+
+
+def cancelled(running: bool) -> str:
+    return "Stopping the current transcription…" if running else "Nothing is being transcribed."
+
+
+def _notes(count: int) -> str:
+    return f"{count} note" if count == 1 else f"{count} notes"

@@ -1,0 +1,124 @@
+"""faster-whisper behind the Transcriber protocol; the model is loaded once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+# Whisper reads at most 224 prompt tokens; a long outline is cut to stay inside that.
+MAX_PROMPT_CHARS = 600
+
+
+class TranscriptionError(Exception):
+    """The audio could not be decoded or transcribed."""
+
+
+class TranscriptionCancelled(Exception):
+    """The writer (or a shutdown) asked to stop this transcription."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None
+    duration: float  # seconds of audio decoded
+    speech_duration: float  # seconds left after voice activity detection
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, done_seconds: float, total_seconds: float) -> None: ...
+
+
+class Transcriber(Protocol):
+    def transcribe(
+        self,
+        audio_path: Path,
+        *,
+        prompt: str = "",
+        cancel: threading.Event | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        """Blocking: call it from a worker thread, never on the event loop."""
+        ...
+
+
+class WhisperTranscriber:
+    """Local speech recognition with faster-whisper (CTranslate2)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 5,
+        language: str = "",
+        cpu_threads: int = 0,
+        download_root: Path | None = None,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        log.info("Loading whisper model %s on %s (%s)", model, device, compute_type)
+        self._model = WhisperModel(
+            model,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            download_root=str(download_root) if download_root else None,
+        )
+        self._beam_size = beam_size
+        self._language = language or None
+        # English-only models (*.en) accept no language but English.
+        if self._language and not self._model.model.is_multilingual:
+            self._language = None
+
+    def transcribe(
+        self,
+        audio_path: Path,
+        *,
+        prompt: str = "",
+        cancel: threading.Event | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        try:
+            segments, info = self._model.transcribe(
+                str(audio_path),
+                beam_size=self._beam_size,
+                language=self._language,
+                vad_filter=True,
+                initial_prompt=prompt[:MAX_PROMPT_CHARS] or None,
+                # Conditioning on earlier text makes whisper repeat itself on long notes.
+                condition_on_previous_text=False,
+            )
+        except Exception as exc:  # av raises many types for damaged input
+            raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}") from exc
+
+        texts: list[str] = []
+        try:
+            # Segments are produced lazily: consuming them here, in the worker thread,
+            # is where the actual decoding happens.
+            for segment in segments:
+                if cancel is not None and cancel.is_set():
+                    raise TranscriptionCancelled()
+                text = segment.text.strip()
+                if text:
+                    texts.append(text)
+                if progress is not None:
+                    progress(float(segment.end), float(info.duration))
+        except TranscriptionCancelled:
+            raise
+        except Exception as exc:
+            raise TranscriptionError(f"decoding failed: {type(exc).__name__}") from exc
+
+        speech = info.duration_after_vad if info.duration_after_vad is not None else info.duration
+        return Transcript(
+            text=" ".join(texts).strip(),
+            language=info.language,
+            duration=float(info.duration),
+            speech_duration=float(speech),
+        )
