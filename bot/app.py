@@ -12,6 +12,9 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
 from bot.db.session import create_engine, create_session_factory
+from bot.llm.client import StructuredLLM
+from bot.llm.writer import LLMDraftWriter
+from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.outline import OutlineService
 from bot.services.transcription_jobs import TranscriptionWorker
@@ -37,6 +40,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     worker: TranscriptionWorker
     chat: TelegramChat
+    writer: LLMDraftWriter | None
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
@@ -49,6 +53,23 @@ def load_transcriber(settings: Settings) -> Transcriber:
         language=settings.whisper_language,
         cpu_threads=settings.whisper_cpu_threads,
         download_root=settings.data_dir / "models",
+    )
+
+
+def build_writer(settings: Settings) -> LLMDraftWriter | None:
+    """The LLM draft writer, or None when no endpoint is configured (prompts checked now)."""
+    if not settings.llm_configured:
+        log.warning("No LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): /draft is off.")
+        return None
+    llm = StructuredLLM(
+        base_url=settings.openai_base_url or None,
+        api_key=settings.openai_api_key.get_secret_value(),
+        model=settings.openai_model,
+        timeout=settings.openai_timeout_seconds,
+        max_retries=settings.openai_max_retries,
+    )
+    return LLMDraftWriter(
+        llm, language=settings.draft_language, context_tokens=settings.llm_context_tokens
     )
 
 
@@ -74,17 +95,19 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         TelegramNotifier(chat),
         settings.audio_dir,
     )
+    writer = build_writer(settings)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
         intake=IntakeService(sessions),
         worker=worker,
+        drafts=DraftService(sessions, writer),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.uses_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
     )
     handlers.register(app)
     app.add_error_handler(on_error)
-    app.bot_data["runtime"] = Runtime(settings, engine, sessions, worker, chat)
+    app.bot_data["runtime"] = Runtime(settings, engine, sessions, worker, chat, writer)
     app.bot_data["chat"] = chat
     return app
 
@@ -110,6 +133,8 @@ async def on_start(app: Application) -> None:  # type: ignore[type-arg]
 async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
     runtime: Runtime = app.bot_data["runtime"]
     await runtime.worker.stop()
+    if runtime.writer is not None:
+        await runtime.writer.close()
     await runtime.engine.dispose()
 
 

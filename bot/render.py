@@ -27,6 +27,7 @@ _INLINE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), "<i>{0}</i>"),
 ]
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+_FOOTNOTE = re.compile(r"\[\^([^\]\s]{1,20})\]:?")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 
 
@@ -47,6 +48,8 @@ def inline_to_html(text: str) -> str:
         return stash(f'<a href="{url}">{escape(match.group(1))}</a>')
 
     text = _LINK.sub(link, text)
+    # Footnote markers [^3] read as [3] in chat; the .md file keeps real footnotes.
+    text = _FOOTNOTE.sub(lambda m: stash(f"[{escape(m.group(1))}]"), text)
     for pattern, template in _INLINE_PATTERNS:
 
         def render(match: re.Match[str], template: str = template) -> str:

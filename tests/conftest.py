@@ -48,9 +48,9 @@ def audio() -> Path:
     return AUDIO
 
 
-async def eventually(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+async def eventually(predicate, within: float = 10.0):  # type: ignore[no-untyped-def]
     """Poll an async or sync predicate until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
@@ -60,3 +60,27 @@ async def eventually(predicate, timeout: float = 10.0):  # type: ignore[no-untyp
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def telegram():  # type: ignore[no-untyped-def]
+    from tests.fakes.telegram_server import FakeTelegram
+
+    with FakeTelegram() as server:
+        yield server
+
+
+def bot_settings(tmp_path: Path, telegram, model_path: str, **extra: object):  # type: ignore[no-untyped-def]
+    """Settings pointing the real bot at the fake Telegram server, ignoring any .env file."""
+    from bot.config import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_bot_token=telegram.token,
+        telegram_api_base_url=telegram.base_url,
+        telegram_file_base_url=telegram.file_base_url,
+        allowed_user_ids="1001",
+        data_dir=tmp_path / "data",
+        whisper_model=model_path,
+        **extra,
+    )

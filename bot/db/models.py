@@ -164,17 +164,23 @@ class NotePart(Base):
 
 
 class SectionDraft(Base):
-    """A drafted section, reusable while its notes, prompt and model stay the same."""
+    """A drafted piece of an article, reused while its notes, prompt and model stay the same.
+
+    section_id is empty for the introduction, which is drafted from the whole article.
+    """
 
     __tablename__ = "section_drafts"
-    __table_args__ = (UniqueConstraint("section_id", "cache_key", name="uq_section_drafts_key"),)
+    __table_args__ = (UniqueConstraint("article_id", "cache_key", name="uq_section_drafts_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    section_id: Mapped[int] = mapped_column(
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    section_id: Mapped[int | None] = mapped_column(
         ForeignKey("sections.id", ondelete="CASCADE"), index=True
     )
     cache_key: Mapped[str] = mapped_column(String(64))
-    content: Mapped[str] = mapped_column(Text)  # JSON of the validated section draft
+    content: Mapped[str] = mapped_column(Text)  # JSON of the validated draft
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -178,27 +178,48 @@ class Repository:
         return [(part, note) for part, note in rows]
 
     # drafts ----------------------------------------------------------------------------
-    async def section_draft(self, section_id: int, cache_key: str) -> SectionDraft | None:
+    async def cached_draft(self, article_id: int, cache_key: str) -> SectionDraft | None:
         return await self.session.scalar(
             select(SectionDraft)
-            .join(Section, Section.id == SectionDraft.section_id)
-            .join(Article, Article.id == Section.article_id)
+            .join(Article, Article.id == SectionDraft.article_id)
             .where(
                 Article.owner_id == self.owner_id,
-                SectionDraft.section_id == section_id,
+                SectionDraft.article_id == article_id,
                 SectionDraft.cache_key == cache_key,
             )
         )
 
-    async def save_section_draft(self, section_id: int, cache_key: str, content: str) -> None:
-        existing = await self.section_draft(section_id, cache_key)
-        if existing is None:
-            self.session.add(
-                SectionDraft(section_id=section_id, cache_key=cache_key, content=content)
+    async def cached_drafts(self, article_id: int) -> dict[str, str]:
+        rows = await self.session.execute(
+            select(SectionDraft.cache_key, SectionDraft.content)
+            .join(Article, Article.id == SectionDraft.article_id)
+            .where(Article.owner_id == self.owner_id, SectionDraft.article_id == article_id)
+        )
+        return {key: content for key, content in rows}
+
+    async def unfinished_note_count(self, article_id: int) -> int:
+        count = await self.session.scalar(
+            select(func.count(Note.id)).where(
+                Note.owner_id == self.owner_id,
+                Note.article_id == article_id,
+                Note.status.in_(UNFINISHED_STATUSES),
             )
-        else:
-            existing.content = content
-        await self.session.flush()
+        )
+        return int(count or 0)
+
+    async def save_cached_draft(
+        self, article_id: int, section_id: int | None, cache_key: str, content: str
+    ) -> None:
+        if await self.cached_draft(article_id, cache_key) is None:
+            self.session.add(
+                SectionDraft(
+                    article_id=article_id,
+                    section_id=section_id,
+                    cache_key=cache_key,
+                    content=content,
+                )
+            )
+            await self.session.flush()
 
     async def latest_draft_version(self, article_id: int) -> DraftVersion | None:
         return await self.session.scalar(

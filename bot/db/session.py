@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -22,6 +23,8 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     if not url.drivername.startswith("sqlite"):
         return create_async_engine(database_url, echo=echo, pool_pre_ping=True)
 
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         database_url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     )

@@ -25,7 +25,8 @@ from telegram.ext import (
 )
 
 from bot.domain import IncomingMedia, NoteKind, Outline, UserError
-from bot.render import escape
+from bot.render import escape, markdown_to_messages
+from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.outline import OutlineService
 from bot.services.transcription_jobs import TranscriptionWorker
@@ -45,6 +46,8 @@ COMMANDS = [
     BotCommand("section", "Make section n active"),
     BotCommand("articles", "List your articles"),
     BotCommand("use", "Switch to article n"),
+    BotCommand("draft", "Draft the article (or /draft n for one section)"),
+    BotCommand("export", "The draft as markdown (/export notes: transcripts)"),
     BotCommand("cancel", "Stop the running transcription"),
     BotCommand("help", "How this bot works"),
 ]
@@ -57,6 +60,7 @@ class ChatHandlers:
     outline: OutlineService
     intake: IntakeService
     worker: TranscriptionWorker
+    drafts: DraftService
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -79,6 +83,11 @@ class ChatHandlers:
         }
         for name, callback in commands.items():
             app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
+        # Drafting waits on the LLM: it must not hold up voice notes arriving meanwhile.
+        for name, callback in {"draft": self.draft, "export": self.export}.items():
+            app.add_handler(
+                CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE, block=False)
+            )
         app.add_handler(CallbackQueryHandler(self.section_button, pattern=rf"^{SECTION_CALLBACK}"))
         recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE
         app.add_handler(
@@ -207,6 +216,46 @@ class ChatHandlers:
         """/cancel: stop the writer's running transcription."""
         user_id, _ = _ids(update)
         await self._reply(update, texts.cancelled(self.worker.cancel_current(user_id)))
+
+    async def draft(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/draft or /draft <n>: the notes become a draft, sent in chat and as a .md file."""
+        argument = _command_argument(update)
+        number = _int_argument(update)
+        if argument and number is None:
+            await self._reply(update, texts.DRAFT_USAGE)
+            return
+        user_id, chat_id = _ids(update)
+        status = await self.chat.send(chat_id, texts.DRAFTING)
+        try:
+            result = await self.drafts.draft(user_id, number)
+        except UserError as exc:
+            await self._status(chat_id, status, texts.draft_failed(exc.message))
+            return
+        await self._status(chat_id, status, texts.draft_summary(result))
+        for message in markdown_to_messages(result.markdown):
+            await self.chat.send(chat_id, message)
+        await self.chat.send_document(chat_id, result.filename, result.markdown.encode())
+
+    async def export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/export: the latest draft as markdown; /export notes: every transcript."""
+        argument = _command_argument(update).casefold()
+        user_id, chat_id = _ids(update)
+        if argument in ("notes", "transcripts", "raw"):
+            filename, markdown = await self.drafts.notes_export(user_id)
+            caption = "All your transcripts, grouped by section."
+        elif not argument:
+            filename, markdown = await self.drafts.latest_draft(user_id)
+            caption = "The latest draft."
+        else:
+            await self._reply(update, texts.EXPORT_USAGE)
+            return
+        await self.chat.send_document(chat_id, filename, markdown.encode(), caption)
+
+    async def _status(self, chat_id: int, status: Message | None, html: str) -> None:
+        if status is not None:
+            await self.chat.edit(chat_id, status.message_id, html)
+        else:
+            await self.chat.send(chat_id, html)
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command this bot does not know."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.domain import ArticleInfo, IntakeResult, Outline, TranscriptionOutcome
 from bot.render import escape
+from bot.services.drafting import DraftResult
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -151,3 +152,25 @@ def cancelled(running: bool) -> str:
 
 def _notes(count: int) -> str:
     return f"{count} note" if count == 1 else f"{count} notes"
+
+
+DRAFTING = "✍️ Drafting… this can take a minute."
+DRAFT_USAGE = "Send /draft for the whole article, or /draft <i>n</i> for section n."
+EXPORT_USAGE = "Send /export for the draft, or /export notes for all transcripts."
+
+
+def draft_summary(result: DraftResult) -> str:
+    if result.from_stored:
+        return "Nothing new since the last draft, so here it is again."
+    if result.section_number is not None:
+        state = "redrafted" if result.sections_regenerated else "unchanged since the last draft"
+        return f"✍️ Section {result.section_number}: {state}."
+    unchanged = result.sections_with_notes - result.sections_regenerated
+    return (
+        f"✍️ Draft ready: {result.sections_regenerated} of {result.sections_with_notes} "
+        f"sections with notes redrafted, {unchanged} unchanged. The .md file follows."
+    )
+
+
+def draft_failed(message: str) -> str:
+    return f"⚠️ {escape(message)}"

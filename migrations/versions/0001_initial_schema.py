@@ -2,14 +2,12 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 10:07:24.251033
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -124,15 +122,20 @@ def upgrade() -> None:
     op.create_table(
         "section_drafts",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("section_id", sa.Integer(), nullable=False),
+        sa.Column("article_id", sa.Integer(), nullable=False),
+        sa.Column("section_id", sa.Integer(), nullable=True),
         sa.Column("cache_key", sa.String(length=64), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["article_id"], ["articles.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["section_id"], ["sections.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("section_id", "cache_key", name="uq_section_drafts_key"),
+        sa.UniqueConstraint("article_id", "cache_key", name="uq_section_drafts_key"),
     )
     with op.batch_alter_table("section_drafts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_section_drafts_article_id"), ["article_id"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_section_drafts_section_id"), ["section_id"], unique=False
         )
@@ -161,6 +164,7 @@ def downgrade() -> None:
     op.drop_table("note_parts")
     with op.batch_alter_table("section_drafts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_section_drafts_section_id"))
+        batch_op.drop_index(batch_op.f("ix_section_drafts_article_id"))
 
     op.drop_table("section_drafts")
     with op.batch_alter_table("notes", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""The LLM side: prompt files, output schemas, an OpenAI-compatible client."""

@@ -1,0 +1,42 @@
+"""What the LLM must return, validated by pydantic (and sent as a JSON schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note_id: str = Field(description='The cited note\'s id, like "N12".')
+    quote: str = Field(description="3 to 12 words copied exactly from that note.")
+
+
+class Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["paragraph", "todo"]
+    text: str = Field(description="A paragraph of prose, or a short task for the writer.")
+    citations: list[Citation]
+
+
+class DraftPiece(BaseModel):
+    """A drafted section (or the introduction): blocks in reading order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class NoteForDraft:
+    """A note as the LLM sees it."""
+
+    label: str  # "N12": how the LLM cites the note
+    created_at: datetime
+    kind: str
+    text: str

@@ -1,0 +1,285 @@
+"""/draft and /export: notes become a structured draft, incrementally, and files to send."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import NoteStatus
+from bot.db.repository import Repository
+from bot.domain import UserError
+from bot.llm.schemas import DraftPiece, NoteForDraft
+from bot.markdown import NoteRef, render_article, render_notes_export, slugify
+from bot.services.citations import check_citations
+
+log = logging.getLogger(__name__)
+
+NO_LLM = (
+    "Drafting needs an LLM endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for servers other "
+    "than OpenAI) and restart the bot. Your notes are safe; /export notes sends them as markdown."
+)
+
+
+class DraftWriter(Protocol):
+    @property
+    def model(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def section_version(self) -> str: ...
+    @property
+    def intro_version(self) -> str: ...
+
+    async def draft_section(
+        self,
+        article_title: str,
+        outline: Sequence[str],
+        section_title: str,
+        notes: Sequence[NoteForDraft],
+    ) -> DraftPiece: ...
+
+    async def draft_introduction(
+        self, article_title: str, outline: Sequence[str], notes: Sequence[NoteForDraft]
+    ) -> DraftPiece: ...
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    markdown: str
+    filename: str
+    sections_total: int
+    sections_with_notes: int
+    sections_regenerated: int
+    llm_calls: int
+    from_stored: bool  # nothing changed: the stored draft was sent again
+    section_number: int | None = None
+
+
+@dataclass(frozen=True)
+class _Section:
+    id: int
+    number: int
+    title: str
+    notes: list[NoteRef]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    article_id: int
+    title: str
+    sections: list[_Section]
+    cached: dict[str, str]  # cache key -> stored JSON
+    latest_markdown: str | None
+
+
+def _cache_key(kind: str, version: str, model: str, language: str, payload: object) -> str:
+    raw = json.dumps([kind, version, model, language, payload], ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _for_llm(notes: Sequence[NoteRef]) -> list[NoteForDraft]:
+    return [NoteForDraft(n.label, n.created_at, n.kind, n.text) for n in notes]
+
+
+class DraftService:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], writer: DraftWriter | None
+    ) -> None:
+        self._sessions = sessions
+        self._writer = writer
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def draft(self, owner_id: int, section_number: int | None = None) -> DraftResult:
+        """Draft the article (or one section), calling the LLM only for what changed."""
+        writer = self._writer
+        if writer is None:
+            raise UserError(NO_LLM)
+        async with self._locks[owner_id]:  # a double /draft must not pay twice
+            snapshot = await self._snapshot(owner_id)
+            sections = snapshot.sections
+            if section_number is not None:
+                if not 1 <= section_number <= len(sections):
+                    raise UserError(
+                        f"There is no section {section_number}: pick 1 to {len(sections)}."
+                    )
+                sections = [sections[section_number - 1]]
+            if not any(s.notes for s in snapshot.sections):
+                raise UserError(
+                    "There are no notes to draft yet. Send a voice note or a text first."
+                )
+            outline = [s.title for s in snapshot.sections]
+
+            # No transaction is open while the LLM works; results are stored afterwards.
+            new: dict[str, tuple[int | None, DraftPiece]] = {}
+            pieces: dict[int, DraftPiece | None] = {}
+            for section in sections:
+                if not section.notes:
+                    pieces[section.id] = None
+                    continue
+                key = _cache_key(
+                    "section",
+                    writer.section_version,
+                    writer.model,
+                    writer.language,
+                    [snapshot.title, section.title, [(n.label, n.text) for n in section.notes]],
+                )
+                if key in snapshot.cached:
+                    pieces[section.id] = DraftPiece.model_validate_json(snapshot.cached[key])
+                    continue
+                raw = await writer.draft_section(
+                    snapshot.title, outline, section.title, _for_llm(section.notes)
+                )
+                piece = check_citations(raw, {n.label: n.text for n in section.notes})
+                pieces[section.id] = piece
+                new[key] = (section.id, piece)
+            regenerated = len(new)
+
+            introduction: DraftPiece | None = None
+            if section_number is None:
+                every_note = _unique_notes(snapshot.sections)
+                key = _cache_key(
+                    "introduction",
+                    writer.intro_version,
+                    writer.model,
+                    writer.language,
+                    [snapshot.title, outline, [(n.label, n.text) for n in every_note]],
+                )
+                if key in snapshot.cached:
+                    introduction = DraftPiece.model_validate_json(snapshot.cached[key])
+                else:
+                    raw = await writer.draft_introduction(
+                        snapshot.title, outline, _for_llm(every_note)
+                    )
+                    introduction = check_citations(raw, {n.label: n.text for n in every_note})
+                    new[key] = (None, introduction)
+
+            all_notes = {n.label: n for s in snapshot.sections for n in s.notes}
+            markdown = render_article(
+                snapshot.title,
+                introduction,
+                [(s.title, pieces.get(s.id)) for s in sections],
+                all_notes,
+            )
+            from_stored = section_number is None and markdown == snapshot.latest_markdown
+            await self._store(
+                owner_id,
+                snapshot.article_id,
+                new,
+                markdown if section_number is None and not from_stored else None,
+                regenerated,
+                writer.model,
+            )
+            slug = slugify(snapshot.title)
+            return DraftResult(
+                markdown=markdown,
+                filename=f"{slug}.md"
+                if section_number is None
+                else f"{slug}-section-{section_number}.md",
+                sections_total=len(snapshot.sections),
+                sections_with_notes=sum(1 for s in sections if s.notes),
+                sections_regenerated=regenerated,
+                llm_calls=len(new),
+                from_stored=from_stored,
+                section_number=section_number,
+            )
+
+    async def latest_draft(self, owner_id: int) -> tuple[str, str]:
+        """The last stored draft as (filename, markdown)."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            article = await repo.active_article()
+            if article is None:
+                raise UserError("You have no article yet. Start one with /new <title>.")
+            version = await repo.latest_draft_version(article.id)
+            if version is None:
+                raise UserError(
+                    "There is no draft yet: send /draft first. "
+                    "/export notes sends your raw transcripts."
+                )
+            return f"{slugify(article.title)}.md", version.markdown
+
+    async def notes_export(self, owner_id: int) -> tuple[str, str]:
+        """Every transcript grouped by section, as (filename, markdown)."""
+        snapshot = await self._snapshot(owner_id, with_cache=False)
+        async with self._sessions.begin() as session:
+            unfinished = await Repository(session, owner_id).unfinished_note_count(
+                snapshot.article_id
+            )
+        markdown = render_notes_export(
+            snapshot.title, [(s.title, s.notes) for s in snapshot.sections], unfinished
+        )
+        return f"{slugify(snapshot.title)}-notes.md", markdown
+
+    async def _snapshot(self, owner_id: int, *, with_cache: bool = True) -> _Snapshot:
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            article = await repo.active_article()
+            if article is None:
+                raise UserError("You have no article yet. Start one with /new <title>.")
+            by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
+            for part, note in await repo.parts_for_article(article.id):
+                if note.status != NoteStatus.TRANSCRIBED:
+                    continue
+                notes = by_section[part.section_id]
+                label = f"N{note.id}"
+                if notes and notes[-1].label == label:  # two parts of one note, one section
+                    last = notes[-1]
+                    notes[-1] = NoteRef(
+                        label, last.created_at, last.kind, f"{last.text}\n{part.text}"
+                    )
+                else:
+                    notes.append(NoteRef(label, note.created_at, note.kind.value, part.text))
+            sections = [
+                _Section(s.id, n, s.title, by_section.get(s.id, []))
+                for n, s in enumerate(await repo.sections(article.id), start=1)
+            ]
+            cached = await repo.cached_drafts(article.id) if with_cache else {}
+            latest = await repo.latest_draft_version(article.id) if with_cache else None
+            return _Snapshot(
+                article.id,
+                article.title,
+                sections,
+                cached,
+                latest.markdown if latest else None,
+            )
+
+    async def _store(
+        self,
+        owner_id: int,
+        article_id: int,
+        new: dict[str, tuple[int | None, DraftPiece]],
+        markdown: str | None,
+        regenerated: int,
+        model: str,
+    ) -> None:
+        if not new and markdown is None:
+            return
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            for key, (section_id, piece) in new.items():
+                await repo.save_cached_draft(article_id, section_id, key, piece.model_dump_json())
+            if markdown is not None:
+                await repo.add_draft_version(article_id, markdown, regenerated, model)
+
+
+def _unique_notes(sections: Sequence[_Section]) -> list[NoteRef]:
+    """Each note once, in time order, its parts joined (for the introduction)."""
+    merged: dict[str, NoteRef] = {}
+    for section in sections:
+        for note in section.notes:
+            if note.label in merged:
+                first = merged[note.label]
+                merged[note.label] = NoteRef(
+                    first.label, first.created_at, first.kind, f"{first.text}\n{note.text}"
+                )
+            else:
+                merged[note.label] = note
+    return sorted(merged.values(), key=lambda n: (n.created_at, int(n.label[1:])))

@@ -1,0 +1,77 @@
+"""A deterministic stand-in for a drafting LLM, served by FakeOpenAI over real HTTP.
+
+It reads the notes out of the request exactly as the bot formats them and answers with a
+schema-valid draft: one paragraph per note quoting its first words, a TODO for notes that
+ask the writer to "look up" something, and, on demand, a citation to a note that does not
+exist or a quote the note never said. Tests assert on what the bot does with that answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes.openai_server import Call
+
+NOTE = re.compile(r'<note id="(N\d+)" time="[^"]*" kind="\w+">\n(.*?)\n</note>', re.DOTALL)
+
+
+@dataclass
+class DraftingModel:
+    """Call it with a request; it returns the assistant's JSON content as a dict."""
+
+    cite_missing_note: bool = False
+    invent_quote: bool = False
+    intro_text: str = "This article is about what the notes say it is about."
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    def __call__(self, call: Call) -> dict[str, Any]:
+        user = call.messages[-1]["content"] if call.messages else ""
+        if "That reply is not valid" in user:  # a repair request: answer properly this time
+            user = next(m["content"] for m in call.messages if m["role"] == "user")
+        notes = dict(NOTE.findall(user))
+        self.seen.append(notes)
+        system = call.messages[0]["content"] if call.messages else ""
+        if (
+            "introduction" in system.split("\n", 1)[0]
+            or "write the article's introduction" in system
+        ):
+            return self._introduction(notes)
+        blocks = []
+        for label, text in notes.items():
+            words = text.split()
+            quote = " ".join(words[:4])
+            if self.invent_quote:
+                quote = "words nobody ever said at all"
+            blocks.append(
+                {
+                    "kind": "paragraph",
+                    "text": f"Drafted from {label}: {' '.join(words[:8])}",
+                    "citations": [{"note_id": label, "quote": quote}],
+                }
+            )
+            if "look up" in text.lower():
+                blocks.append(
+                    {
+                        "kind": "todo",
+                        "text": f"Look up what {label} asks for.",
+                        "citations": [{"note_id": label, "quote": quote}],
+                    }
+                )
+        if self.cite_missing_note and blocks:
+            blocks[0]["citations"].append({"note_id": "N999999", "quote": "no such note"})
+        return {"blocks": blocks}
+
+    def _introduction(self, notes: dict[str, str]) -> dict[str, Any]:
+        about = [(label, text) for label, text in notes.items() if "this article" in text.lower()]
+        return {
+            "blocks": [
+                {
+                    "kind": "paragraph",
+                    "text": self.intro_text,
+                    "citations": [{"note_id": label, "quote": " ".join(text.split()[:3])}],
+                }
+                for label, text in about
+            ]
+        }
