@@ -83,6 +83,8 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
+        # In --local mode the server hands out file paths on its disk instead of URLs.
+        .local_mode(settings.telegram_local_bot_api)
         .post_init(on_start)
         .post_stop(on_stop)
         .build()
@@ -103,7 +105,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         drafts=DraftService(sessions, writer),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
-        download_limit=None if settings.uses_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
+        download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
     )
     handlers.register(app)
     app.add_error_handler(on_error)

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    # A self-hosted Bot API server downloads files of any size; Telegram's own stops at 20 MB.
+    telegram_local_bot_api: bool = False
     # Empty means nobody: the bot fails closed.
     allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
 
@@ -78,11 +80,6 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'bot.db').resolve()}"
         return self
-
-    @property
-    def uses_local_bot_api(self) -> bool:
-        """A self-hosted Bot API server lifts the 20 MB download limit."""
-        return not self.telegram_api_base_url.startswith("https://api.telegram.org/")
 
     @property
     def audio_dir(self) -> Path:

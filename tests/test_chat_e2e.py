@@ -10,6 +10,7 @@ from pathlib import Path
 import jiwer
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from bot.app import build_application, running
 from bot.db.migrate import upgrade_to_head
@@ -46,7 +47,8 @@ async def notes_in_db(tmp_path: Path) -> list[Note]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}")
     try:
         async with create_session_factory(engine)() as session:
-            return list((await session.scalars(select(Note).order_by(Note.id))).all())
+            query = select(Note).options(selectinload(Note.parts)).order_by(Note.id)
+            return list((await session.scalars(query)).all())
     finally:
         await engine.dispose()
 

@@ -31,6 +31,12 @@ PROGRESS_MIN_DURATION_S = 60
 PROGRESS_INTERVAL_S = 5.0
 DOWNLOAD_ATTEMPTS = 4
 DOWNLOAD_BACKOFF_S = 1.0
+# A note whose job died this often (e.g. it crashed the process) is set aside, not retried.
+MAX_JOB_ATTEMPTS = 3
+# Whisper invents words for near-silent input; below this much speech we file nothing.
+MIN_SPEECH_SECONDS = 0.3
+# A recording that decodes to much less than Telegram says it lasts is damaged (cut off).
+MIN_DECODED_SHARE = 0.6
 
 
 class DownloadError(Exception):
@@ -78,6 +84,11 @@ UNREADABLE = (
 )
 DOWNLOAD_FAILED = "I couldn't download that recording from Telegram. Please send it again."
 CANCELLED = "Transcription cancelled. Nothing was filed."
+DAMAGED = (
+    "That recording looks cut off (it is much shorter than Telegram says), so I didn't file it. "
+    "Please send it again."
+)
+GAVE_UP = "I couldn't transcribe that recording after several tries, so I set it aside."
 
 
 class TranscriptionWorker:
@@ -161,6 +172,9 @@ class TranscriptionWorker:
 
     async def process(self, note_id: int) -> None:
         job = await self._load(note_id)
+        if isinstance(job, TranscriptionOutcome):
+            await self._notifier.deliver(job)
+            return
         if job is None:
             return
         try:
@@ -190,7 +204,10 @@ class TranscriptionWorker:
         finally:
             self._current = None
 
-        if not transcript.text:
+        if job.duration and transcript.duration < job.duration * MIN_DECODED_SHARE - 1:
+            await self._finish_failed(job, DAMAGED)
+            return
+        if not transcript.text or transcript.speech_duration < MIN_SPEECH_SECONDS:
             await self._finish_failed(job, NO_SPEECH)
             return
         outcome = await self._file(job, transcript.text, transcript.language)
@@ -198,7 +215,7 @@ class TranscriptionWorker:
             path.unlink(missing_ok=True)
             await self._notifier.deliver(outcome)
 
-    async def _load(self, note_id: int) -> _Job | None:
+    async def _load(self, note_id: int) -> _Job | TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             owner_id = await JobQueries(session).owner_of(note_id)
             if owner_id is None:
@@ -210,9 +227,22 @@ class TranscriptionWorker:
             if not note.file_id:
                 return None
             note.attempts += 1
+            if note.attempts > MAX_JOB_ATTEMPTS:
+                gave_up = TranscriptionOutcome(
+                    note_id=note.id,
+                    chat_id=note.chat_id,
+                    ack_message_id=note.ack_message_id,
+                    ok=False,
+                    failure=GAVE_UP,
+                )
+                note.status, note.error = NoteStatus.FAILED, GAVE_UP
+            else:
+                gave_up = None
             article = await repo.article(note.article_id)
             titles = [s.title for s in await repo.sections(note.article_id)]
             prompt = ". ".join([article.title, *titles] if article else titles) + "."
+            if gave_up is not None:
+                return gave_up
             return _Job(
                 note_id=note.id,
                 owner_id=owner_id,

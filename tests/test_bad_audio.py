@@ -1,0 +1,114 @@
+"""Damaged, silent, huge or unsupported input: one clear message, nothing filed, bot keeps going."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import build_application, running
+from bot.db.migrate import upgrade_to_head
+from bot.db.models import NoteStatus
+from bot.services import transcription_jobs
+from bot.transcription.whisper import WhisperTranscriber
+from tests.conftest import AUDIO, bot_settings
+from tests.fakes.telegram_server import FakeTelegram
+from tests.test_chat_e2e import WRITER, notes_in_db, say
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, telegram: FakeTelegram, whisper: WhisperTranscriber, tiny_model_path: str
+) -> AsyncIterator[FakeTelegram]:
+    settings = bot_settings(tmp_path, telegram, tiny_model_path)
+    upgrade_to_head(settings.database_url)
+    async with running(build_application(settings, whisper)):
+        await say(telegram, "/new Robustness", "Robustness")
+        yield telegram
+
+
+async def voice_reply(telegram: FakeTelegram, data: bytes, duration: int) -> str:
+    file_id = telegram.add_file(data)
+    telegram.send_voice(WRITER, file_id, duration=duration, file_size=len(data))
+    ack = await telegram.wait_for_text(WRITER, "Transcribing for")
+    done = await telegram.wait_for(
+        lambda: next(
+            (m for m in telegram.sent_messages(WRITER)
+             if m.message_id == ack.message_id and "Transcribing" not in m.text),
+            None,
+        ),
+        timeout=60,
+    )
+    return done.text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "duration", "expected"),
+    [
+        ("empty file", b"", 3, "couldn't read that recording"),
+        ("random bytes", os.urandom(20_000), 3, "couldn't read that recording"),
+        ("truncated ogg", (AUDIO / "truncated.ogg").read_bytes(), 4, "looks cut off"),
+        ("silence", (AUDIO / "silence.ogg").read_bytes(), 3, "couldn't hear any speech"),
+        ("noise", (AUDIO / "noise.ogg").read_bytes(), 3, "couldn't hear any speech"),
+    ],
+)
+async def test_bad_audio_is_reported_and_never_filed(
+    bot: FakeTelegram, tmp_path: Path, name: str, data: bytes, duration: int, expected: str
+) -> None:
+    text = await voice_reply(bot, data, duration)
+    assert expected in text, name
+    assert "Filed" not in text
+    notes = await notes_in_db(tmp_path)
+    assert [n.status for n in notes] == [NoteStatus.FAILED]
+    assert notes[0].transcript is None and not notes[0].parts
+    assert "— 0 notes" in await say(bot, "/sections", "Robustness")
+    # The bot keeps running: the next good note is transcribed and filed.
+    good = (AUDIO / "book_club.ogg").read_bytes()
+    assert "Filed under" in await voice_reply(bot, good, 5)
+
+
+async def test_too_big_for_the_bot_api_is_refused_before_any_download(
+    bot: FakeTelegram, tmp_path: Path
+) -> None:
+    file_id = bot.add_file(b"x" * 1000)
+    bot.send_voice(WRITER, file_id, duration=1800, file_size=25 * 1024 * 1024)
+    reply = await bot.wait_for_text(WRITER, "at most 20 MB")
+    assert "25.0 MB" in reply.text
+    assert not bot.calls("getFile")
+    assert await notes_in_db(tmp_path) == []
+
+
+async def test_unsupported_document_is_refused_and_audio_document_is_accepted(
+    bot: FakeTelegram, tmp_path: Path
+) -> None:
+    pdf = bot.add_file(b"%PDF-1.4 not audio")
+    bot.send_document(WRITER, pdf, file_name="notes.pdf", mime_type="application/pdf",
+                      file_size=18)
+    await bot.wait_for_text(WRITER, "can only file voice notes")
+    assert not bot.calls("getFile")
+    data = (AUDIO / "pipelines.ogg").read_bytes()
+    ogg = bot.add_file(data)
+    bot.send_document(WRITER, ogg, file_name="memo.ogg", mime_type="audio/ogg",
+                      file_size=len(data))
+    await bot.wait_for_text(WRITER, "Filed under", timeout=60)
+    assert [n.kind.value for n in await notes_in_db(tmp_path)] == ["audio"]
+
+
+async def test_download_errors_are_retried_with_backoff_then_reported(
+    bot: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcription_jobs, "DOWNLOAD_BACKOFF_S", 0.05)
+    data = (AUDIO / "book_club.ogg").read_bytes()
+    # Two server errors, then success: the note is transcribed.
+    bot.fail_next("getFile", error_code=502, description="Bad Gateway", times=2)
+    assert "Filed under" in await voice_reply(bot, data, 5)
+    assert len(bot.calls("getFile")) == 3
+    # A permanent error (the file is gone) is not retried.
+    file_id = bot.add_file(data)
+    bot.fail_get_file(file_id, description="Bad Request: file is too big")
+    before = len(bot.calls("getFile"))
+    bot.send_voice(WRITER, file_id, duration=5, file_size=len(data))
+    await bot.wait_for_text(WRITER, "couldn't download that recording")
+    assert len(bot.calls("getFile")) - before == 1
