@@ -74,13 +74,13 @@ def bot_settings(tmp_path: Path, telegram, model_path: str, **extra: object):  #
     """Settings pointing the real bot at the fake Telegram server, ignoring any .env file."""
     from bot.config import Settings
 
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        telegram_bot_token=telegram.token,
-        telegram_api_base_url=telegram.base_url,
-        telegram_file_base_url=telegram.file_base_url,
-        allowed_user_ids="1001",
-        data_dir=tmp_path / "data",
-        whisper_model=model_path,
+    values: dict[str, object] = {
+        "telegram_bot_token": telegram.token,
+        "telegram_api_base_url": telegram.base_url,
+        "telegram_file_base_url": telegram.file_base_url,
+        "allowed_user_ids": "1001",
+        "data_dir": tmp_path / "data",
+        "whisper_model": model_path,
         **extra,
-    )
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

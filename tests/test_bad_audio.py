@@ -35,8 +35,11 @@ async def voice_reply(telegram: FakeTelegram, data: bytes, duration: int) -> str
     ack = await telegram.wait_for_text(WRITER, "Transcribing for")
     done = await telegram.wait_for(
         lambda: next(
-            (m for m in telegram.sent_messages(WRITER)
-             if m.message_id == ack.message_id and "Transcribing" not in m.text),
+            (
+                m
+                for m in telegram.sent_messages(WRITER)
+                if m.message_id == ack.message_id and "Transcribing" not in m.text
+            ),
             None,
         ),
         timeout=60,
@@ -84,14 +87,12 @@ async def test_unsupported_document_is_refused_and_audio_document_is_accepted(
     bot: FakeTelegram, tmp_path: Path
 ) -> None:
     pdf = bot.add_file(b"%PDF-1.4 not audio")
-    bot.send_document(WRITER, pdf, file_name="notes.pdf", mime_type="application/pdf",
-                      file_size=18)
+    bot.send_document(WRITER, pdf, file_name="notes.pdf", mime_type="application/pdf", file_size=18)
     await bot.wait_for_text(WRITER, "can only file voice notes")
     assert not bot.calls("getFile")
     data = (AUDIO / "pipelines.ogg").read_bytes()
     ogg = bot.add_file(data)
-    bot.send_document(WRITER, ogg, file_name="memo.ogg", mime_type="audio/ogg",
-                      file_size=len(data))
+    bot.send_document(WRITER, ogg, file_name="memo.ogg", mime_type="audio/ogg", file_size=len(data))
     await bot.wait_for_text(WRITER, "Filed under", timeout=60)
     assert [n.kind.value for n in await notes_in_db(tmp_path)] == ["audio"]
 

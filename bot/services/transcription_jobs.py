@@ -177,16 +177,24 @@ class TranscriptionWorker:
             return
         if job is None:
             return
-        try:
-            path = await self._ensure_audio(job)
-        except DownloadError as exc:
-            log.warning("Download of note %s failed: %s", note_id, exc)
-            await self._finish_failed(job, DOWNLOAD_FAILED)
-            return
-
+        # Registered before the download, so /cancel works from the first moment.
         cancel = threading.Event()
         self._current = (job.note_id, job.owner_id, cancel)
         try:
+            await self._transcribe(job, cancel)
+        finally:
+            self._current = None
+
+    async def _transcribe(self, job: _Job, cancel: threading.Event) -> None:
+        try:
+            path = await self._ensure_audio(job)
+        except DownloadError as exc:
+            log.warning("Download of note %s failed: %s", job.note_id, exc)
+            await self._finish_failed(job, DOWNLOAD_FAILED)
+            return
+        try:
+            if cancel.is_set():
+                raise TranscriptionCancelled()
             transcript = await run_in_daemon_thread(
                 self._transcriber.transcribe,
                 path,
@@ -198,11 +206,9 @@ class TranscriptionWorker:
             await self._finish_failed(job, CANCELLED)
             return
         except TranscriptionError as exc:
-            log.warning("Note %s could not be transcribed: %s", note_id, exc)
+            log.warning("Note %s could not be transcribed: %s", job.note_id, exc)
             await self._finish_failed(job, UNREADABLE)
             return
-        finally:
-            self._current = None
 
         if job.duration and transcript.duration < job.duration * MIN_DECODED_SHARE - 1:
             await self._finish_failed(job, DAMAGED)
