@@ -63,8 +63,11 @@ async def draft(telegram: FakeTelegram, command: str = "/draft") -> str:
     status_before = len(telegram.sent_messages(WRITER))
     telegram.send_text(WRITER, command)
     await telegram.wait_for(lambda: len(telegram.sent_documents(WRITER)) > before)
-    status = next(m for m in telegram.sent_messages(WRITER)[status_before:]
-                  if m.text.startswith(("✍️ Draft", "Nothing new", "✍️ Section")))
+    status = next(
+        m
+        for m in telegram.sent_messages(WRITER)[status_before:]
+        if m.text.startswith(("✍️ Draft", "Nothing new", "✍️ Section"))
+    )
     return status.text
 
 
