@@ -16,6 +16,7 @@ from bot.llm.client import StructuredLLM
 from bot.llm.writer import LLMDraftWriter
 from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
+from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.transcription_jobs import TranscriptionWorker
 from bot.telegram import texts
@@ -103,6 +104,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         intake=IntakeService(sessions),
         worker=worker,
         drafts=DraftService(sessions, writer),
+        notes=NotesService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,

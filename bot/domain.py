@@ -74,9 +74,11 @@ class IntakeResult:
 
 @dataclass(frozen=True)
 class FiledPart:
+    part_id: int
     section_number: int
     section_title: str
     text: str
+    title_spoken: bool = False
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,52 @@ class Repository:
             select(Note).where(Note.owner_id == self.owner_id, Note.id == note_id)
         )
 
-    async def add_part(self, note: Note, section_id: int, text: str, position: int = 0) -> None:
-        self.session.add(
-            NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
+    async def add_part(self, note: Note, section_id: int, text: str, position: int = 0) -> NotePart:
+        part = NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
+        self.session.add(part)
+        await self.session.flush()
+        return part
+
+    async def note_by_message(self, chat_id: int, message_id: int) -> Note | None:
+        return await self.session.scalar(
+            select(Note).where(
+                Note.owner_id == self.owner_id,
+                Note.chat_id == chat_id,
+                Note.message_id == message_id,
+            )
         )
+
+    async def latest_note(self) -> Note | None:
+        return await self.session.scalar(
+            select(Note).where(Note.owner_id == self.owner_id).order_by(Note.id.desc()).limit(1)
+        )
+
+    async def delete_note(self, note: Note) -> None:
+        await self.session.execute(delete(NotePart).where(NotePart.note_id == note.id))
+        await self.session.delete(note)
+        await self.session.flush()
+
+    async def part(self, part_id: int) -> tuple[NotePart, Note] | None:
+        row = (
+            await self.session.execute(
+                select(NotePart, Note)
+                .join(Note, Note.id == NotePart.note_id)
+                .where(Note.owner_id == self.owner_id, NotePart.id == part_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    async def parts_of(self, note_id: int) -> list[NotePart]:
+        result = await self.session.scalars(
+            select(NotePart)
+            .join(Note, Note.id == NotePart.note_id)
+            .where(Note.owner_id == self.owner_id, NotePart.note_id == note_id)
+            .order_by(NotePart.position)
+        )
+        return list(result.all())
+
+    async def delete_part(self, part: NotePart) -> None:
+        await self.session.delete(part)
         await self.session.flush()
 
     async def parts_for_article(self, article_id: int) -> Sequence[tuple[NotePart, Note]]:

@@ -108,7 +108,7 @@ class OutlineService:
     async def choose_section_by_number(self, owner_id: int, number: int) -> Outline:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await _require_article(repo)
+            article = await require_article(repo)
             sections = await repo.sections(article.id)
             if not 1 <= number <= len(sections):
                 raise UserError(_no_such_section(number, len(sections)))
@@ -171,7 +171,7 @@ async def ensure_active_section(repo: Repository) -> tuple[Article, Section, boo
     return article, active, created
 
 
-async def _require_article(repo: Repository) -> Article:
+async def require_article(repo: Repository) -> Article:
     article = await repo.active_article()
     if article is None:
         raise UserError("You have no article yet. Start one with /new <title>.")

@@ -18,6 +18,7 @@ from bot.db.models import Note, NoteStatus, utcnow
 from bot.db.repository import JobQueries, Repository
 from bot.domain import FiledPart, TranscriptionOutcome
 from bot.services.outline import ensure_active_section
+from bot.services.routing import RoutedPart, SectionTitle, split_by_spoken_titles
 from bot.services.threads import run_in_daemon_thread
 from bot.transcription.whisper import (
     Transcriber,
@@ -143,6 +144,11 @@ class TranscriptionWorker:
         for note_id, _ in pending:
             self.enqueue(note_id)
         return dict(Counter(chat_id for _, chat_id in pending))
+
+    def forget(self, note_id: int) -> None:
+        """The note was deleted: stop working on it if it is the one running."""
+        if self._current is not None and self._current[0] == note_id:
+            self._current[2].set()
 
     def cancel_current(self, owner_id: int) -> bool:
         """Stop the writer's running transcription, if one is running."""
@@ -298,7 +304,17 @@ class TranscriptionWorker:
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
-            await repo.add_part(note, section.id, text)
+            sections = await repo.sections(note.article_id)
+            numbers = {s.id: (n, s.title) for n, s in enumerate(sections, start=1)}
+            # Titles the writer speaks inside the note send what follows them to that section.
+            routed = split_by_spoken_titles(
+                text, [SectionTitle(s.id, s.title) for s in sections], section.id
+            ) or [RoutedPart(section.id, text, False)]
+            filed = []
+            for position, piece in enumerate(routed):
+                part = await repo.add_part(note, piece.section_id, piece.text, position)
+                number, title = numbers[piece.section_id]
+                filed.append(FiledPart(part.id, number, title, piece.text, piece.title_spoken))
             return TranscriptionOutcome(
                 note_id=note.id,
                 chat_id=note.chat_id,
@@ -306,7 +322,7 @@ class TranscriptionWorker:
                 ok=True,
                 transcript=text,
                 language=language,
-                parts=[FiledPart(section.position, section.title, text)],
+                parts=filed,
             )
 
     async def _finish_failed(self, job: _Job, reason: str) -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from telegram import (
     BotCommand,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     Update,
@@ -24,20 +23,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot.domain import IncomingMedia, NoteKind, Outline, UserError
+from bot.domain import IncomingMedia, NoteKind, UserError
 from bot.render import escape, markdown_to_messages
 from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
+from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.transcription_jobs import TranscriptionWorker
-from bot.telegram import texts
+from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
 log = logging.getLogger(__name__)
 
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 REFUSAL_INTERVAL_S = 600.0
-SECTION_CALLBACK = "sec:"
 
 COMMANDS = [
     BotCommand("new", "Start a new article"),
@@ -48,6 +47,8 @@ COMMANDS = [
     BotCommand("use", "Switch to article n"),
     BotCommand("draft", "Draft the article (or /draft n for one section)"),
     BotCommand("export", "The draft as markdown (/export notes: transcripts)"),
+    BotCommand("notes", "A section's notes, to move or delete"),
+    BotCommand("undo", "Delete your last note"),
     BotCommand("cancel", "Stop the running transcription"),
     BotCommand("help", "How this bot works"),
 ]
@@ -61,6 +62,7 @@ class ChatHandlers:
     intake: IntakeService
     worker: TranscriptionWorker
     drafts: DraftService
+    notes: NotesService
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -79,6 +81,8 @@ class ChatHandlers:
             "section": self.choose_section,
             "articles": self.show_articles,
             "use": self.use_article,
+            "notes": self.show_notes,
+            "undo": self.undo,
             "cancel": self.cancel,
         }
         for name, callback in commands.items():
@@ -88,7 +92,13 @@ class ChatHandlers:
             app.add_handler(
                 CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE, block=False)
             )
-        app.add_handler(CallbackQueryHandler(self.section_button, pattern=rf"^{SECTION_CALLBACK}"))
+        app.add_handler(CallbackQueryHandler(self.button))
+        app.add_handler(
+            MessageHandler(
+                filters.UpdateType.EDITED_MESSAGE & filters.TEXT & ~filters.COMMAND,
+                self.edited_text,
+            )
+        )
         recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE
         app.add_handler(
             MessageHandler(recordings & filters.UpdateType.MESSAGE, self.receive_recording)
@@ -154,7 +164,7 @@ class ChatHandlers:
         lines = [first_line.partition(" ")[2], *rest.split("\n")]
         user_id, chat_id = _ids(update)
         outline = await self.outline.set_outline(user_id, chat_id, lines)
-        await self._reply(update, texts.outline_set(outline), _sections_keyboard(outline))
+        await self._reply(update, texts.outline_set(outline), keyboards.sections(outline))
 
     async def show_sections(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The outline with note counts and buttons to pick the active section."""
@@ -163,7 +173,7 @@ class ChatHandlers:
         if outline is None:
             await self._reply(update, texts.NO_ARTICLE)
             return
-        await self._reply(update, texts.outline(outline), _sections_keyboard(outline))
+        await self._reply(update, texts.outline(outline), keyboards.sections(outline))
 
     async def choose_section(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/section <n>."""
@@ -175,27 +185,80 @@ class ChatHandlers:
         outline = await self.outline.choose_section_by_number(user_id, number)
         await self._reply(update, texts.section_chosen(outline))
 
-    async def section_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A button under /sections: make that section active."""
+    async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Inline buttons: pick a section, move or delete a note."""
         query = update.callback_query
-        assert query is not None and query.data is not None
-        user_id, _ = _ids(update)
+        assert query is not None
+        user_id, chat_id = _ids(update)
+        message = query.message if isinstance(query.message, Message) else None
         try:
-            section_id = int(query.data.removeprefix(SECTION_CALLBACK))
-            outline = await self.outline.choose_section_by_id(user_id, section_id)
-        except (ValueError, UserError) as exc:
-            message = exc.message if isinstance(exc, UserError) else "That button has expired."
-            await query.answer(message, show_alert=True)
+            action, ids = keyboards.parse(query.data or "")
+            if action == keyboards.PICK_SECTION and len(ids) == 1:
+                outline = await self.outline.choose_section_by_id(user_id, ids[0])
+                active = outline.active_section
+                await query.answer(
+                    f"Now filing under {active.number}. {active.title}" if active else None
+                )
+                if message is not None:
+                    await self.chat.edit(
+                        chat_id,
+                        message.message_id,
+                        texts.outline(outline),
+                        reply_markup=keyboards.sections(outline),
+                    )
+            elif action == keyboards.MOVE and len(ids) == 1:
+                preview, targets = await self.notes.move_targets(user_id, ids[0])
+                await query.answer()
+                await self.chat.send(
+                    chat_id,
+                    texts.move_prompt(preview),
+                    reply_markup=keyboards.move_targets(ids[0], targets),
+                )
+            elif action == keyboards.MOVE_TO and len(ids) == 2:
+                moved = await self.notes.move_part(user_id, ids[0], ids[1])
+                await query.answer("Moved")
+                if message is not None:
+                    await self.chat.edit(chat_id, message.message_id, texts.moved(moved))
+            elif action == keyboards.DELETE and len(ids) == 1:
+                preview = await self.notes.delete_part(user_id, ids[0])
+                await query.answer("Deleted")
+                await self.chat.send(chat_id, texts.deleted(preview))
+            else:
+                raise ValueError(action)
+        except ValueError:
+            await query.answer("That button has expired.", show_alert=True)
+        except UserError as exc:
+            await query.answer(exc.message[:190], show_alert=True)
+
+    async def show_notes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/notes [n]: a section's notes with buttons to move or delete each."""
+        argument = _command_argument(update)
+        number = _int_argument(update)
+        if argument and number is None:
+            await self._reply(update, "Send /notes for the active section or /notes <i>n</i>.")
             return
-        active = outline.active_section
-        await query.answer(f"Now filing under {active.number}. {active.title}" if active else "")
-        if isinstance(query.message, Message):
-            await self.chat.edit(
-                query.message.chat.id,
-                query.message.message_id,
-                texts.outline(outline),
-                reply_markup=_sections_keyboard(outline),
-            )
+        user_id, _ = _ids(update)
+        page = await self.notes.section_notes(user_id, number)
+        await self._reply(update, texts.section_notes(page), keyboards.section_notes(page))
+
+    async def undo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/undo: delete the writer's last note."""
+        user_id, _ = _ids(update)
+        note_id, preview = await self.notes.undo_last(user_id)
+        self.worker.forget(note_id)
+        await self._reply(update, texts.undone(preview))
+
+    async def edited_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An edited text message updates the note it created."""
+        message = update.edited_message
+        if message is None:
+            return
+        user_id, chat_id = _ids(update)
+        section = await self.notes.edit_text_note(
+            user_id, chat_id, message.message_id, message.text or ""
+        )
+        if section is not None:
+            await self.chat.send(chat_id, texts.edited(section), reply_to=message.message_id)
 
     async def show_articles(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/articles."""
@@ -210,7 +273,7 @@ class ChatHandlers:
             return
         user_id, _ = _ids(update)
         outline = await self.outline.use_article(user_id, number)
-        await self._reply(update, texts.article_switched(outline), _sections_keyboard(outline))
+        await self._reply(update, texts.article_switched(outline), keyboards.sections(outline))
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/cancel: stop the writer's running transcription."""
@@ -364,18 +427,6 @@ def _secs(duration: object) -> int | None:
     if callable(total):
         return int(total())
     return int(duration) if isinstance(duration, int | float) else None
-
-
-def _sections_keyboard(outline: Outline) -> InlineKeyboardMarkup | None:
-    if len(outline.sections) < 2:
-        return None
-    rows = []
-    for section in outline.sections:
-        label = f"{'▶️ ' if section.is_active else ''}{section.number}. {section.title}"
-        if len(label) > 40:
-            label = label[:39] + "…"
-        rows.append([InlineKeyboardButton(label, callback_data=f"{SECTION_CALLBACK}{section.id}")])
-    return InlineKeyboardMarkup(rows)
 
 
 def _message(update: Update) -> Message:

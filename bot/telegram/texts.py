@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from bot.domain import ArticleInfo, IntakeResult, Outline, TranscriptionOutcome
+from bot.markdown import stamp
 from bot.render import escape
 from bot.services.drafting import DraftResult
+from bot.services.notes import Moved, SectionNotes
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -24,6 +26,8 @@ voice notes, audio files, round video notes and text messages are filed under it
 /articles – your articles; /use <i>n</i> switches to article n
 /draft – draft the whole article; /draft <i>n</i> – only section n
 /export – the latest draft as a markdown file; /export notes – all transcripts
+/notes [<i>n</i>] – the notes of section n (or the active one), to move or delete
+/undo – delete your last note
 /cancel – stop the transcription that is running
 /help – this message"""
 
@@ -129,10 +133,11 @@ def transcription_done(outcome: TranscriptionOutcome) -> str:
         part = outcome.parts[0]
         where = f"<b>{part.section_number}. {escape(part.section_title)}</b>"
         return f"✅ Filed under {where}:\n\n{escape(outcome.transcript)}"
-    lines = ["✅ Filed in parts:"]
-    for part in outcome.parts:
+    lines = [f"✅ You spoke section titles, so I filed this note in {len(outcome.parts)} parts:"]
+    for index, part in enumerate(outcome.parts, start=1):
         lines.append(
-            f"\n<b>{part.section_number}. {escape(part.section_title)}</b>\n{escape(part.text)}"
+            f"\n<b>Part {index} → {part.section_number}. {escape(part.section_title)}</b>\n"
+            f"{escape(part.text)}"
         )
     return "\n".join(lines)
 
@@ -174,3 +179,45 @@ def draft_summary(result: DraftResult) -> str:
 
 def draft_failed(message: str) -> str:
     return f"⚠️ {escape(message)}"
+
+
+def section_notes(page: SectionNotes) -> str:
+    section = page.section
+    header = f"<b>{section.number}. {escape(section.title)}</b> — {_notes(len(page.notes))}"
+    if not page.notes:
+        return f"{header}\n\nNothing filed here yet."
+    lines = [header, ""]
+    for index, note in enumerate(page.notes, start=1):
+        when = stamp(note.created_at)
+        icon = KIND_ICONS.get(note.kind.value, "•")
+        lines.append(f"{index}. {icon} {when}: {escape(note.preview)}")
+    lines.append("\nThe buttons move (↪️) or delete (🗑) a note.")
+    return "\n".join(lines)
+
+
+KIND_ICONS = {"voice": "🎙", "audio": "🎧", "video": "📹", "text": "📝"}
+
+
+def move_prompt(preview: str) -> str:
+    return f"Move “{escape(preview)}” to which section?"
+
+
+def moved(result: Moved) -> str:
+    return (
+        f"↪️ Moved “{escape(result.preview)}” from {result.from_section.number}. "
+        f"{escape(result.from_section.title)} to <b>{result.to_section.number}. "
+        f"{escape(result.to_section.title)}</b>. Both sections will be redrafted at the next "
+        "/draft."
+    )
+
+
+def deleted(preview: str) -> str:
+    return f"🗑 Deleted “{escape(preview)}”. Its section will be redrafted at the next /draft."
+
+
+def undone(preview: str) -> str:
+    return f"↩️ Removed your last note: “{escape(preview)}”."
+
+
+def edited(section_title: str) -> str:
+    return f"✏️ Updated your note in “{escape(section_title)}”."

@@ -1,0 +1,166 @@
+"""Managing filed notes: list a section's notes, move or delete them, undo, edit text notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import NoteStatus
+from bot.db.repository import Repository
+from bot.domain import NoteKind, SectionInfo, UserError
+from bot.services.outline import require_article
+
+PREVIEW_WORDS = 12
+
+
+@dataclass(frozen=True)
+class FiledNote:
+    """One note as filed in one section (a part of a recording, or a whole note)."""
+
+    part_id: int
+    note_id: int
+    kind: NoteKind
+    created_at: datetime
+    preview: str
+
+
+@dataclass(frozen=True)
+class SectionNotes:
+    section: SectionInfo
+    notes: list[FiledNote]
+    sections: list[SectionInfo]  # the whole outline, for "move to" buttons
+
+
+@dataclass(frozen=True)
+class Moved:
+    preview: str
+    from_section: SectionInfo
+    to_section: SectionInfo
+
+
+def preview(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:PREVIEW_WORDS]) + ("…" if len(words) > PREVIEW_WORDS else "")
+
+
+class NotesService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def section_notes(self, owner_id: int, number: int | None) -> SectionNotes:
+        """The notes of section `number` (default: the active section), oldest first."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            article = await require_article(repo)
+            outline = await _section_infos(repo, article.id)
+            if number is None:
+                section = next((s for s in outline if s.is_active), outline[0] if outline else None)
+            elif 1 <= number <= len(outline):
+                section = outline[number - 1]
+            else:
+                section = None
+            if section is None:
+                raise UserError(
+                    f"There is no section {number}: pick 1 to {len(outline)} (see /sections)."
+                )
+            notes = [
+                FiledNote(part.id, note.id, note.kind, note.created_at, preview(part.text))
+                for part, note in await repo.parts_for_article(article.id)
+                if part.section_id == section.id
+            ]
+            return SectionNotes(section, notes, outline)
+
+    async def move_targets(self, owner_id: int, part_id: int) -> tuple[str, list[SectionInfo]]:
+        """A note's preview and the sections of its article, to pick where it goes."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            found = await repo.part(part_id)
+            if found is None:
+                raise UserError("That note no longer exists. Send /notes again.")
+            part, note = found
+            outline = await _section_infos(repo, note.article_id)
+            return preview(part.text), [s for s in outline if s.id != part.section_id]
+
+    async def move_part(self, owner_id: int, part_id: int, section_id: int) -> Moved:
+        """File a note (or one part of a recording) under another section."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            found = await repo.part(part_id)
+            target = await repo.section(section_id)
+            if found is None or target is None:
+                raise UserError("That note or section no longer exists. Send /notes again.")
+            part, note = found
+            if target.article_id != note.article_id:
+                raise UserError("Notes can only move between sections of the same article.")
+            outline = await _section_infos(repo, note.article_id)
+            by_id = {s.id: s for s in outline}
+            origin = by_id[part.section_id]
+            # The drafts of both sections are keyed by their notes, so both get redrafted.
+            part.section_id = target.id
+            await session.flush()
+            outline = await _section_infos(repo, note.article_id)
+            by_id = {s.id: s for s in outline}
+            return Moved(preview(part.text), _refresh(origin, by_id), by_id[target.id])
+
+    async def delete_part(self, owner_id: int, part_id: int) -> str:
+        """Remove a note from its section; a recording with no parts left is removed whole."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            found = await repo.part(part_id)
+            if found is None:
+                raise UserError("That note was already deleted.")
+            part, note = found
+            text = preview(part.text)
+            await repo.delete_part(part)
+            if not await repo.parts_of(note.id):
+                await repo.delete_note(note)
+            return text
+
+    async def undo_last(self, owner_id: int) -> tuple[int, str]:
+        """Delete the writer's most recent note; returns its id and a preview."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            note = await repo.latest_note()
+            if note is None:
+                raise UserError("There is no note to undo.")
+            text = note.transcript or ""
+            shown = preview(text) if text else f"the {note.kind.value} note still in progress"
+            note_id = note.id
+            await repo.delete_note(note)
+            return note_id, shown
+
+    async def edit_text_note(
+        self, owner_id: int, chat_id: int, message_id: int, new_text: str
+    ) -> str | None:
+        """An edited text message updates its note; returns the section title, if any."""
+        new_text = new_text.strip()
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            note = await repo.note_by_message(chat_id, message_id)
+            if note is None or note.kind != NoteKind.TEXT or note.status != NoteStatus.TRANSCRIBED:
+                return None
+            if not new_text:
+                raise UserError("An edited note can't be empty; use /undo or /notes to delete it.")
+            parts = await repo.parts_of(note.id)
+            note.transcript = new_text
+            for extra in parts[1:]:
+                await repo.delete_part(extra)
+            if parts:
+                parts[0].text = new_text
+                section = await repo.section(parts[0].section_id)
+                return section.title if section else None
+            return None
+
+
+async def _section_infos(repo: Repository, article_id: int) -> list[SectionInfo]:
+    counts = await repo.part_counts_by_section(article_id)
+    return [
+        SectionInfo(s.id, n, s.title, counts.get(s.id, 0), s.is_active)
+        for n, s in enumerate(await repo.sections(article_id), start=1)
+    ]
+
+
+def _refresh(section: SectionInfo, by_id: dict[int, SectionInfo]) -> SectionInfo:
+    return by_id.get(section.id, section)

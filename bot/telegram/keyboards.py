@@ -1,0 +1,87 @@
+"""Inline keyboards and their callback data (ids only; every id is checked against the owner)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain import FiledPart, Outline, SectionInfo
+from bot.services.notes import SectionNotes
+
+PICK_SECTION = "sec"
+MOVE = "mv"
+MOVE_TO = "mvto"
+DELETE = "del"
+LABEL_CHARS = 40
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def sections(outline: Outline) -> InlineKeyboardMarkup | None:
+    if len(outline.sections) < 2:
+        return None
+    rows = [
+        [
+            InlineKeyboardButton(
+                _label(f"{'▶️ ' if s.is_active else ''}{s.number}. {s.title}"),
+                callback_data=f"{PICK_SECTION}:{s.id}",
+            )
+        ]
+        for s in outline.sections
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+def filed_parts(parts: Sequence[FiledPart]) -> InlineKeyboardMarkup | None:
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        "↪️ Move to another section", callback_data=f"{MOVE}:{parts[0].part_id}"
+                    )
+                ]
+            ]
+        )
+    buttons = [
+        InlineKeyboardButton(f"↪️ Move part {n}", callback_data=f"{MOVE}:{p.part_id}")
+        for n, p in enumerate(parts, start=1)
+    ]
+    return InlineKeyboardMarkup([buttons[i : i + 3] for i in range(0, len(buttons), 3)])
+
+
+def section_notes(page: SectionNotes) -> InlineKeyboardMarkup | None:
+    if not page.notes:
+        return None
+    rows = [
+        [
+            InlineKeyboardButton(f"↪️ {n}", callback_data=f"{MOVE}:{note.part_id}"),
+            InlineKeyboardButton(f"🗑 {n}", callback_data=f"{DELETE}:{note.part_id}"),
+        ]
+        for n, note in enumerate(page.notes, start=1)
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+def move_targets(part_id: int, targets: Sequence[SectionInfo]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    _label(f"{s.number}. {s.title}"), callback_data=f"{MOVE_TO}:{part_id}:{s.id}"
+                )
+            ]
+            for s in targets
+        ]
+    )
+
+
+def parse(data: str) -> tuple[str, list[int]]:
+    """Split callback data into its action and integer ids; ValueError if it is malformed."""
+    action, *ids = data.split(":")
+    return action, [int(i) for i in ids]
