@@ -6,6 +6,8 @@ What it makes (OGG/Opus, mono, 48 kHz, like Telegram voice notes):
 * ``pipelines.ogg``       ~6 s sentence about data pipelines (+ ``pipelines.txt``)
 * ``sections_spoken.ogg`` ~14 s; a speaker walks through sections by saying their titles
                           (+ ``sections_spoken.txt``)
+* ``two_sections.ogg``    ~10 s; speaks the titles of sections 1 and 3 of a three-part
+                          outline, not the active one (+ ``two_sections.txt``)
 * ``long_speech.ogg``     ~78 s paragraph at 12 kbps, for "note longer than a minute" tests
                           (+ ``long_speech.txt``)
 * ``silence.ogg``         3 s of digital silence
@@ -96,6 +98,21 @@ FIXTURES: tuple[Fixture, ...] = (
         ),
         speed=150,
         max_wer=0.25,
+    ),
+    Fixture(
+        name="two_sections",
+        kind="speech",
+        description=(
+            "~10 s; speaks the titles of sections 1 and 3 (reading list, food and drinks) "
+            "of a three-section outline"
+        ),
+        text=(
+            "Reading list. We start with two short novels this autumn. "
+            "Next. Food and drinks. Everyone brings something small to share."
+        ),
+        speed=150,
+        bitrate_kbps=20,
+        max_wer=0.3,
     ),
     Fixture(
         name="sections_spoken",
