@@ -103,7 +103,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         outline=OutlineService(sessions),
         intake=IntakeService(sessions),
         worker=worker,
-        drafts=DraftService(sessions, writer),
+        drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,

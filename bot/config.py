@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Prompt budget per LLM call; longer notes are drafted in stages.
     llm_context_tokens: int = Field(default=12000, ge=1000)
     draft_language: str = "English"
+    # After drafting a section, ask the LLM which points were lost and which citations fail.
+    draft_check: bool = True
 
     log_level: str = "INFO"
 

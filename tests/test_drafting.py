@@ -144,7 +144,7 @@ async def test_nothing_new_means_no_llm_call_and_only_changed_sections_are_redra
 ) -> None:
     first = await drafts.draft(WRITER)
     calls_after_first = len(llm_server.calls)
-    assert calls_after_first == 3  # two sections with notes + the introduction
+    assert calls_after_first == 5  # two sections with notes, each checked, + the introduction
 
     again = await drafts.draft(WRITER)
     assert len(llm_server.calls) == calls_after_first, "nothing changed: no LLM call"
@@ -154,7 +154,7 @@ async def test_nothing_new_means_no_llm_call_and_only_changed_sections_are_redra
     await article.receive_text(WRITER, CHAT, 4, "One more story about a move to AI.")
     third = await drafts.draft(WRITER)
     new_calls = llm_server.calls[calls_after_first:]
-    assert len(new_calls) == 2  # section 3 and the introduction; section 1 is reused
+    assert len(new_calls) == 3  # section 3, its check and the introduction; section 1 reused
     assert all(
         "prepares data for analysts" not in c.prompt_text
         for c in new_calls
@@ -170,7 +170,7 @@ async def test_draft_of_one_section(
 ) -> None:
     result = await drafts.draft(WRITER, 3)
     assert result.markdown.count("## ") == 1 and "## Stories" in result.markdown
-    assert len(llm_server.calls) == 1
+    assert len(llm_server.calls) == 2  # the section and its check; no introduction
     with pytest.raises(UserError, match="no section 7"):
         await drafts.draft(WRITER, 7)
 
@@ -254,7 +254,10 @@ async def test_endpoint_without_json_schema_falls_back_to_json_mode(
     result = await drafts.draft(WRITER)
     assert result.sections_regenerated == 2
     json_mode = [c for c in llm_server.completions() if c.response_format_type == "json_object"]
-    assert json_mode and all('"blocks"' in c.messages[0]["content"] for c in json_mode)
+    assert json_mode and all(
+        '"blocks"' in c.messages[0]["content"] or '"points_total"' in c.messages[0]["content"]
+        for c in json_mode
+    )
 
 
 async def test_long_notes_are_drafted_in_stages_and_context_errors_never_reach_the_writer(
@@ -314,3 +317,37 @@ def test_shipped_prompts_load_and_their_hash_is_their_version() -> None:
     assert "{{" not in first.render(
         language="English", article_title="T", outline="1. A", section_title="A"
     )
+
+
+async def test_check_pass_restores_lost_points_and_removes_unsupported_citations(
+    drafts: DraftService,
+    article: IntakeService,
+    model: DraftingModel,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    model.lost = [("N2", "analysts need all their data in one place")]
+    model.reject_citations_to = {"N3"}
+    result = await drafts.draft(WRITER)
+    md = result.markdown
+    where_it_ends = md.split("## Where it ends", 1)[1].split("## Skill gaps", 1)[0]
+    assert "Restored: analysts need all their data in one place.[^" in where_it_ends
+    stories = md.split("## Stories", 1)[1].split("---", 1)[0]
+    assert "[^" not in stories, "citations to N3 were judged unsupported and removed"
+    figures = result.figures
+    assert figures.checked and figures.points_restored == 1 and figures.citations_removed == 2
+    assert figures.points_total == 4  # 3 notes + the lost point, as the checker counted
+    async with sessions() as session:
+        version = (await session.scalars(select(DraftVersion))).one()
+    assert '"points_restored":1' in version.figures.replace(" ", "")
+
+
+async def test_check_pass_can_be_switched_off(
+    sessions: async_sessionmaker[AsyncSession], article: IntakeService, llm_server: FakeOpenAI,
+    model: DraftingModel,
+) -> None:
+    writer = make_writer(llm_server)
+    result = await DraftService(sessions, writer, check=False).draft(WRITER)
+    assert not result.figures.checked
+    assert not any("fact-checker" in c.prompt_text for c in llm_server.calls)
+    assert len(llm_server.calls) == 3
+    await writer.close()

@@ -196,4 +196,6 @@ class DraftVersion(Base):
     markdown: Mapped[str] = mapped_column(Text)
     sections_regenerated: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[str] = mapped_column(String(200), default="")
+    # JSON: points of the notes kept and restored, citations checked and removed.
+    figures: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

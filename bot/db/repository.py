@@ -273,13 +273,14 @@ class Repository:
         )
 
     async def add_draft_version(
-        self, article_id: int, markdown: str, sections_regenerated: int, model: str
+        self, article_id: int, markdown: str, sections_regenerated: int, model: str, figures: str
     ) -> DraftVersion:
         version = DraftVersion(
             article_id=article_id,
             markdown=markdown,
             sections_regenerated=sections_regenerated,
             model=model,
+            figures=figures,
         )
         self.session.add(version)
         await self.session.flush()

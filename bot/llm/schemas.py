@@ -32,6 +32,32 @@ class DraftPiece(BaseModel):
     blocks: list[Block]
 
 
+class LostPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note_id: str
+    point: str = Field(description="The lost or changed point, in a few words.")
+    restoration: str = Field(description="One or two sentences that put the point back.")
+
+
+class CitationVerdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    block: int = Field(description="The block's number, as in [B3].")
+    note_id: str
+    supported: bool
+
+
+class CoverageReport(BaseModel):
+    """The check pass: how many points the notes make, which the draft lost, which cites fail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points_total: int
+    lost: list[LostPoint]
+    citations: list[CitationVerdict]
+
+
 @dataclass(frozen=True)
 class NoteForDraft:
     """A note as the LLM sees it."""

@@ -10,12 +10,14 @@ from dataclasses import replace
 
 from bot.llm.client import ContextTooLong, LLMError, StructuredLLM
 from bot.llm.prompts import Prompt, load_prompt
-from bot.llm.schemas import DraftPiece, NoteForDraft
+from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
 
 log = logging.getLogger(__name__)
 
 SECTION_PROMPT = "draft_section"
 INTRO_PROMPT = "draft_introduction"
+CHECK_PROMPT = "check_section"
+CHECK_VARIABLES = {"language", "section_title"}
 SECTION_VARIABLES = {"language", "article_title", "outline", "section_title"}
 INTRO_VARIABLES = {"language", "article_title", "outline"}
 MIN_BUDGET_TOKENS = 400
@@ -59,6 +61,7 @@ class LLMDraftWriter:
         # Loaded now so a broken prompt file stops the start, not the first /draft.
         self._section_prompt: Prompt = load_prompt(SECTION_PROMPT, SECTION_VARIABLES)
         self._intro_prompt: Prompt = load_prompt(INTRO_PROMPT, INTRO_VARIABLES)
+        self._check_prompt: Prompt = load_prompt(CHECK_PROMPT, CHECK_VARIABLES)
 
     @property
     def model(self) -> str:
@@ -75,6 +78,10 @@ class LLMDraftWriter:
     @property
     def intro_version(self) -> str:
         return self._intro_prompt.version
+
+    @property
+    def check_version(self) -> str:
+        return self._check_prompt.version
 
     async def close(self) -> None:
         await self._llm.close()
@@ -102,6 +109,25 @@ class LLMDraftWriter:
         )
         budget = self._budget - estimate_tokens(system)
         return await self._ask(system, _shorten_to_budget(notes, budget), part=None)
+
+    async def check_section(
+        self, section_title: str, notes: Sequence[NoteForDraft], piece: DraftPiece
+    ) -> CoverageReport:
+        """Ask which points of the notes the draft lost and which citations do not hold."""
+        system = self._check_prompt.render(language=self._language, section_title=section_title)
+        budget = self._budget - estimate_tokens(system)
+        draft_lines = ["", "The draft of this section:"]
+        for number, block in enumerate(piece.blocks, start=1):
+            cited = ", ".join(c.note_id for c in block.citations) or "nothing"
+            draft_lines.append(f"[B{number}] ({block.kind}; cites {cited}) {block.text}")
+        draft_text = "\n".join(draft_lines)
+        shortened = _shorten_to_budget(notes, budget - estimate_tokens(draft_text))
+        user = format_notes(shortened) + draft_text
+        try:
+            return await self._llm.complete(system, user, CoverageReport)
+        except ContextTooLong:
+            # The check is an extra; a section too long to check is still a good draft.
+            return CoverageReport(points_total=0, lost=[], citations=[])
 
     async def _staged(self, system: str, notes: Sequence[NoteForDraft]) -> DraftPiece:
         """Draft in as few calls as fit the budget; halve the budget if the server objects."""

@@ -30,14 +30,17 @@ def quote_in(quote: str, note_text: str) -> bool:
     return matched / len(q) >= QUOTE_MATCH_RATIO and longest >= len(q) * 0.5
 
 
-def check_citations(piece: DraftPiece, notes: Mapping[str, str]) -> DraftPiece:
+def check_citations(
+    piece: DraftPiece, notes: Mapping[str, str], *, cite_single_note: bool = True
+) -> DraftPiece:
     """Keep only citations to notes that exist; re-point a quote found in another note.
 
     `notes` maps each note label the LLM was given to that note's text. A citation whose
     label is unknown is dropped. A quote that is not in the cited note but is in another
     given note is moved to that note. A quote found nowhere keeps the citation to the note
     (the LLM was shown it) but loses the quote, so no invented words are shown as a quote.
-    When a block is left without citations and only one note was given, it came from there.
+    When a block is left without citations and only one note was given, it came from there
+    (unless `cite_single_note` is off: after the check pass judged that citation unsupported).
     """
     checked: list[Block] = []
     for block in piece.blocks:
@@ -62,7 +65,7 @@ def check_citations(piece: DraftPiece, notes: Mapping[str, str]) -> DraftPiece:
                     continue  # a note that does not exist: never shown
             if all(c.note_id != fixed.note_id for c in citations):
                 citations.append(fixed)
-        if not citations and len(notes) == 1:
+        if not citations and cite_single_note and len(notes) == 1:
             citations = [Citation(note_id=next(iter(notes)), quote="")]
         text = block.text.strip()
         if text:

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import NoteStatus
 from bot.db.repository import Repository
 from bot.domain import UserError
-from bot.llm.schemas import DraftPiece, NoteForDraft
+from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
 from bot.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.services.citations import check_citations
+from bot.services.coverage import Figures, StoredPiece, apply_report
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,13 @@ class DraftWriter(Protocol):
         self, article_title: str, outline: Sequence[str], notes: Sequence[NoteForDraft]
     ) -> DraftPiece: ...
 
+    @property
+    def check_version(self) -> str: ...
+
+    async def check_section(
+        self, section_title: str, notes: Sequence[NoteForDraft], piece: DraftPiece
+    ) -> CoverageReport: ...
+
 
 @dataclass(frozen=True)
 class DraftResult:
@@ -60,6 +68,7 @@ class DraftResult:
     sections_regenerated: int
     llm_calls: int
     from_stored: bool  # nothing changed: the stored draft was sent again
+    figures: Figures
     section_number: int | None = None
 
 
@@ -91,10 +100,15 @@ def _for_llm(notes: Sequence[NoteRef]) -> list[NoteForDraft]:
 
 class DraftService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], writer: DraftWriter | None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        writer: DraftWriter | None,
+        *,
+        check: bool = True,
     ) -> None:
         self._sessions = sessions
         self._writer = writer
+        self._check = check
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def draft(self, owner_id: int, section_number: int | None = None) -> DraftResult:
@@ -118,28 +132,28 @@ class DraftService:
             outline = [s.title for s in snapshot.sections]
 
             # No transaction is open while the LLM works; results are stored afterwards.
-            new: dict[str, tuple[int | None, DraftPiece]] = {}
+            new: dict[str, tuple[int | None, StoredPiece]] = {}
             pieces: dict[int, DraftPiece | None] = {}
+            figures = Figures()
+            check_version = writer.check_version if self._check else "unchecked"
             for section in sections:
                 if not section.notes:
                     pieces[section.id] = None
                     continue
                 key = _cache_key(
                     "section",
-                    writer.section_version,
+                    f"{writer.section_version}+{check_version}",
                     writer.model,
                     writer.language,
                     [snapshot.title, section.title, [(n.label, n.text) for n in section.notes]],
                 )
                 if key in snapshot.cached:
-                    pieces[section.id] = DraftPiece.model_validate_json(snapshot.cached[key])
-                    continue
-                raw = await writer.draft_section(
-                    snapshot.title, outline, section.title, _for_llm(section.notes)
-                )
-                piece = check_citations(raw, {n.label: n.text for n in section.notes})
-                pieces[section.id] = piece
-                new[key] = (section.id, piece)
+                    stored = StoredPiece.model_validate_json(snapshot.cached[key])
+                else:
+                    stored = await self._draft_section(writer, snapshot.title, outline, section)
+                    new[key] = (section.id, stored)
+                pieces[section.id] = stored.piece
+                figures += stored.figures
             regenerated = len(new)
 
             introduction: DraftPiece | None = None
@@ -153,13 +167,13 @@ class DraftService:
                     [snapshot.title, outline, [(n.label, n.text) for n in every_note]],
                 )
                 if key in snapshot.cached:
-                    introduction = DraftPiece.model_validate_json(snapshot.cached[key])
+                    introduction = StoredPiece.model_validate_json(snapshot.cached[key]).piece
                 else:
                     raw = await writer.draft_introduction(
                         snapshot.title, outline, _for_llm(every_note)
                     )
                     introduction = check_citations(raw, {n.label: n.text for n in every_note})
-                    new[key] = (None, introduction)
+                    new[key] = (None, StoredPiece(piece=introduction))
 
             all_notes = {n.label: n for s in snapshot.sections for n in s.notes}
             markdown = render_article(
@@ -176,6 +190,7 @@ class DraftService:
                 markdown if section_number is None and not from_stored else None,
                 regenerated,
                 writer.model,
+                figures,
             )
             slug = slugify(snapshot.title)
             return DraftResult(
@@ -188,8 +203,23 @@ class DraftService:
                 sections_regenerated=regenerated,
                 llm_calls=len(new),
                 from_stored=from_stored,
+                figures=figures,
                 section_number=section_number,
             )
+
+    async def _draft_section(
+        self, writer: DraftWriter, title: str, outline: list[str], section: _Section
+    ) -> StoredPiece:
+        notes = {n.label: n.text for n in section.notes}
+        piece = check_citations(
+            await writer.draft_section(title, outline, section.title, _for_llm(section.notes)),
+            notes,
+        )
+        if not self._check:
+            return StoredPiece(piece=piece)
+        report = await writer.check_section(section.title, _for_llm(section.notes), piece)
+        checked, figures = apply_report(piece, report, notes)
+        return StoredPiece(piece=checked, figures=figures)
 
     async def latest_draft(self, owner_id: int) -> tuple[str, str]:
         """The last stored draft as (filename, markdown)."""
@@ -255,19 +285,22 @@ class DraftService:
         self,
         owner_id: int,
         article_id: int,
-        new: dict[str, tuple[int | None, DraftPiece]],
+        new: dict[str, tuple[int | None, StoredPiece]],
         markdown: str | None,
         regenerated: int,
         model: str,
+        figures: Figures,
     ) -> None:
         if not new and markdown is None:
             return
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            for key, (section_id, piece) in new.items():
-                await repo.save_cached_draft(article_id, section_id, key, piece.model_dump_json())
+            for key, (section_id, stored) in new.items():
+                await repo.save_cached_draft(article_id, section_id, key, stored.model_dump_json())
             if markdown is not None:
-                await repo.add_draft_version(article_id, markdown, regenerated, model)
+                await repo.add_draft_version(
+                    article_id, markdown, regenerated, model, figures.model_dump_json()
+                )
 
 
 def _unique_notes(sections: Sequence[_Section]) -> list[NoteRef]:

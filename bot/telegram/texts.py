@@ -169,11 +169,26 @@ def draft_summary(result: DraftResult) -> str:
         return "Nothing new since the last draft, so here it is again."
     if result.section_number is not None:
         state = "redrafted" if result.sections_regenerated else "unchanged since the last draft"
-        return f"✍️ Section {result.section_number}: {state}."
+        return f"✍️ Section {result.section_number}: {state}.{coverage(result)}"
     unchanged = result.sections_with_notes - result.sections_regenerated
     return (
         f"✍️ Draft ready: {result.sections_regenerated} of {result.sections_with_notes} "
-        f"sections with notes redrafted, {unchanged} unchanged. The .md file follows."
+        f"sections with notes redrafted, {unchanged} unchanged.{coverage(result)} "
+        "The .md file follows."
+    )
+
+
+def coverage(result: DraftResult) -> str:
+    figures = result.figures
+    if not figures.checked:
+        return ""
+    restored = f" ({figures.points_restored} restored)" if figures.points_restored else ""
+    removed = (
+        f", {figures.citations_removed} unsupported removed" if figures.citations_removed else ""
+    )
+    return (
+        f"\nKept {figures.points_total}/{figures.points_total} points{restored}; "
+        f"citations checked{removed}."
     )
 
 

@@ -23,6 +23,9 @@ class DraftingModel:
 
     cite_missing_note: bool = False
     invent_quote: bool = False
+    # The check pass: points to report as lost (note label, point) and citations to reject.
+    lost: list[tuple[str, str]] = field(default_factory=list)
+    reject_citations_to: set[str] = field(default_factory=set)
     intro_text: str = "This article is about what the notes say it is about."
     seen: list[dict[str, str]] = field(default_factory=list)
 
@@ -33,6 +36,8 @@ class DraftingModel:
         notes = dict(NOTE.findall(user))
         self.seen.append(notes)
         system = call.messages[0]["content"] if call.messages else ""
+        if "fact-checker" in system:
+            return self._check(notes, user)
         if (
             "introduction" in system.split("\n", 1)[0]
             or "write the article's introduction" in system
@@ -62,6 +67,25 @@ class DraftingModel:
         if self.cite_missing_note and blocks:
             blocks[0]["citations"].append({"note_id": "N999999", "quote": "no such note"})
         return {"blocks": blocks}
+
+    def _check(self, notes: dict[str, str], user: str) -> dict[str, Any]:
+        cited = re.findall(r"^\[B(\d+)\] \(\w+; cites ([^)]*)\)", user, re.MULTILINE)
+        verdicts = [
+            {
+                "block": int(block),
+                "note_id": label,
+                "supported": label not in self.reject_citations_to,
+            }
+            for block, labels in cited
+            for label in labels.split(", ")
+            if label != "nothing"
+        ]
+        lost = [
+            {"note_id": label, "point": point, "restoration": f"Restored: {point}."}
+            for label, point in self.lost
+            if label in notes
+        ]
+        return {"points_total": len(notes) + len(lost), "lost": lost, "citations": verdicts}
 
     def _introduction(self, notes: dict[str, str]) -> dict[str, Any]:
         about = [(label, text) for label, text in notes.items() if "this article" in text.lower()]
