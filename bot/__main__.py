@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
@@ -50,6 +51,25 @@ def cmd_check_config(settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(settings: Settings, directory: Path, out: Path | None) -> int:
+    """Draft a folder of archived transcripts with the configured LLM and print figures."""
+    import asyncio
+
+    from bot.domain import UserError
+    from bot.evaluate import format_report, read_eval_dir, run_eval
+
+    try:
+        data = read_eval_dir(directory)
+        result, model = asyncio.run(run_eval(settings, data))
+    except UserError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    if out is not None:
+        out.write_text(result.markdown, encoding="utf-8")
+    print(format_report(result, model, len(data.notes)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
@@ -59,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="migrate the database and run the bot (the default)")
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("check-config", help="validate the settings and print them (secrets masked)")
+    evaluate = sub.add_parser(
+        "eval",
+        help="draft a folder of transcripts (archive format + outline.txt) with the configured "
+        "LLM and print coverage and citation figures; never touches the bot's database",
+    )
+    evaluate.add_argument("directory", type=Path, help="folder with outline.txt and transcripts")
+    evaluate.add_argument("--out", type=Path, help="also write the draft markdown here")
     return parser
 
 
@@ -72,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print("See .env.example for every setting.", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, _secrets(settings))
+    if command == "eval":
+        return cmd_eval(settings, args.directory, args.out)
     handlers = {"run": cmd_run, "migrate": cmd_migrate, "check-config": cmd_check_config}
     return handlers[command](settings)
 

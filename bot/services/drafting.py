@@ -60,6 +60,15 @@ class DraftWriter(Protocol):
 
 
 @dataclass(frozen=True)
+class SectionReport:
+    number: int
+    title: str
+    notes: int
+    regenerated: bool
+    figures: Figures
+
+
+@dataclass(frozen=True)
 class DraftResult:
     markdown: str
     filename: str
@@ -69,6 +78,7 @@ class DraftResult:
     llm_calls: int
     from_stored: bool  # nothing changed: the stored draft was sent again
     figures: Figures
+    sections: list[SectionReport]
     section_number: int | None = None
 
 
@@ -135,10 +145,14 @@ class DraftService:
             new: dict[str, tuple[int | None, StoredPiece]] = {}
             pieces: dict[int, DraftPiece | None] = {}
             figures = Figures()
+            reports: list[SectionReport] = []
             check_version = writer.check_version if self._check else "unchecked"
             for section in sections:
                 if not section.notes:
                     pieces[section.id] = None
+                    reports.append(
+                        SectionReport(section.number, section.title, 0, False, Figures())
+                    )
                     continue
                 key = _cache_key(
                     "section",
@@ -154,6 +168,15 @@ class DraftService:
                     new[key] = (section.id, stored)
                 pieces[section.id] = stored.piece
                 figures += stored.figures
+                reports.append(
+                    SectionReport(
+                        section.number,
+                        section.title,
+                        len(section.notes),
+                        key in new,
+                        stored.figures,
+                    )
+                )
             regenerated = len(new)
 
             introduction: DraftPiece | None = None
@@ -204,6 +227,7 @@ class DraftService:
                 llm_calls=len(new),
                 from_stored=from_stored,
                 figures=figures,
+                sections=reports,
                 section_number=section_number,
             )
 

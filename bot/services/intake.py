@@ -6,7 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import NoteStatus, utcnow
 from bot.db.repository import Repository
-from bot.domain import IncomingMedia, IntakeResult, NoteKind, UserError
+from bot.domain import FiledPart, IncomingMedia, IntakeResult, NoteKind, UserError
+from bot.services.archive import ArchivedNote
+from bot.services.filing import file_transcript
 from bot.services.outline import ensure_active_section
 
 MAX_TEXT_NOTE_CHARS = 20_000
@@ -59,6 +61,37 @@ class IntakeService:
             },
             text=text,
         )
+
+    async def import_archived(
+        self, owner_id: int, chat_id: int, note: ArchivedNote
+    ) -> tuple[bool, list[FiledPart]]:
+        """Store an archived transcript as a finished note, split at spoken titles.
+
+        Imports are not Telegram messages: a negative message id derived from the file keeps
+        them apart from real messages and makes a second import of the same file a no-op.
+        """
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            await repo.ensure_user(chat_id)
+            article, section, _ = await ensure_active_section(repo)
+            note_id, is_new = await repo.insert_note_once(
+                {
+                    "kind": note.kind,
+                    "status": NoteStatus.TRANSCRIBED,
+                    "transcript": note.text,
+                    "transcribed_at": note.created_at,
+                    "created_at": note.created_at,
+                    "article_id": article.id,
+                    "section_id": section.id,
+                    "chat_id": chat_id,
+                    "message_id": -note.key,
+                }
+            )
+            if not is_new:
+                return False, []
+            stored = await repo.note(note_id)
+            assert stored is not None
+            return True, await file_transcript(repo, stored, note.text)
 
     async def remember_ack(self, owner_id: int, note_id: int, ack_message_id: int) -> None:
         async with self._sessions.begin() as session:

@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Note, NoteStatus, utcnow
 from bot.db.repository import JobQueries, Repository
-from bot.domain import FiledPart, TranscriptionOutcome
-from bot.services.outline import ensure_active_section
-from bot.services.routing import RoutedPart, SectionTitle, split_by_spoken_titles
+from bot.domain import TranscriptionOutcome
+from bot.services.filing import file_transcript
 from bot.services.threads import run_in_daemon_thread
 from bot.transcription.whisper import (
     Transcriber,
@@ -296,25 +295,12 @@ class TranscriptionWorker:
             note = await repo.note(job.note_id)
             if note is None or note.status == NoteStatus.TRANSCRIBED:
                 return None
-            section = await repo.section(note.section_id) if note.section_id else None
-            if section is None:  # the section was removed while the note waited
-                _, section, _ = await ensure_active_section(repo)
             note.transcript = text
             note.language = language
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
-            sections = await repo.sections(note.article_id)
-            numbers = {s.id: (n, s.title) for n, s in enumerate(sections, start=1)}
-            # Titles the writer speaks inside the note send what follows them to that section.
-            routed = split_by_spoken_titles(
-                text, [SectionTitle(s.id, s.title) for s in sections], section.id
-            ) or [RoutedPart(section.id, text, False)]
-            filed = []
-            for position, piece in enumerate(routed):
-                part = await repo.add_part(note, piece.section_id, piece.text, position)
-                number, title = numbers[piece.section_id]
-                filed.append(FiledPart(part.id, number, title, piece.text, piece.title_spoken))
+            filed = await file_transcript(repo, note, text)
             return TranscriptionOutcome(
                 note_id=note.id,
                 chat_id=note.chat_id,

@@ -182,14 +182,12 @@ def coverage(result: DraftResult) -> str:
     figures = result.figures
     if not figures.checked:
         return ""
-    restored = f" ({figures.points_restored} restored)" if figures.points_restored else ""
+    kept = figures.points_total - figures.points_restored
+    restored = f", restored {figures.points_restored}" if figures.points_restored else ""
     removed = (
-        f", {figures.citations_removed} unsupported removed" if figures.citations_removed else ""
+        f" ({figures.citations_removed} unsupported removed)" if figures.citations_removed else ""
     )
-    return (
-        f"\nKept {figures.points_total}/{figures.points_total} points{restored}; "
-        f"citations checked{removed}."
-    )
+    return f"\nKept {kept}/{figures.points_total} points{restored}; citations checked{removed}."
 
 
 def draft_failed(message: str) -> str:
