@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot.domain import IncomingMedia, NoteKind, UserError
 from bot.render import escape, markdown_to_messages
+from bot.services.archive import parse_archived_note
 from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
@@ -36,6 +37,7 @@ from bot.telegram.io import TelegramChat
 log = logging.getLogger(__name__)
 
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+MAX_IMPORT_BYTES = 1024 * 1024
 REFUSAL_INTERVAL_S = 600.0
 
 COMMANDS = [
@@ -362,7 +364,30 @@ class ChatHandlers:
         if document is not None and (document.mime_type or "").startswith("audio/"):
             await self.receive_recording(update, context)
             return
+        name = (document.file_name or "") if document else ""
+        if document is not None and name.lower().endswith((".txt", ".md")):
+            await self.import_transcript(update, context)
+            return
         await self._reply(update, texts.UNSUPPORTED_FILE)
+
+    async def import_transcript(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A .txt/.md transcript from the writer's archive becomes a note, split at titles."""
+        message = _message(update)
+        document = message.document
+        assert document is not None
+        if (document.file_size or 0) > MAX_IMPORT_BYTES:
+            await self._reply(update, texts.IMPORT_TOO_BIG)
+            return
+        user_id, chat_id = _ids(update)
+        data = await (await context.bot.get_file(document.file_id)).download_as_bytearray()
+        try:
+            raw = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            await self._reply(update, texts.IMPORT_NOT_UTF8)
+            return
+        note = parse_archived_note(document.file_name or "transcript.txt", raw)
+        created, parts = await self.intake.import_archived(user_id, chat_id, note)
+        await self._reply(update, texts.imported(created, note.created_at, parts))
 
     # helpers ---------------------------------------------------------------------------
     async def _reply(

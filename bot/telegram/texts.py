@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.domain import ArticleInfo, IntakeResult, Outline, TranscriptionOutcome
+from datetime import datetime
+
+from bot.domain import ArticleInfo, FiledPart, IntakeResult, Outline, TranscriptionOutcome
 from bot.markdown import stamp
 from bot.render import escape
 from bot.services.drafting import DraftResult
@@ -40,8 +42,11 @@ SECTION_USAGE = "Which section? Send its number, e.g. <code>/section 2</code> (s
 USE_USAGE = "Which article? Send its number, e.g. <code>/use 2</code> (see /articles)."
 NO_ARTICLE = "You have no article yet. Start one with /new <i>title</i>, or just send a note."
 UNSUPPORTED_FILE = (
-    "I can only file voice notes, audio files, round video notes and text. That file wasn't stored."
+    "I can only file voice notes, audio files, round video notes, text, and transcripts as "
+    ".txt or .md files. That file wasn't stored."
 )
+IMPORT_TOO_BIG = "That transcript file is over 1 MB; split it into smaller files."
+IMPORT_NOT_UTF8 = "I couldn't read that file as text (it should be UTF-8)."
 SOMETHING_WENT_WRONG = (
     "Sorry, something went wrong on my side. Your notes are safe; please try again."
 )
@@ -234,3 +239,10 @@ def undone(preview: str) -> str:
 
 def edited(section_title: str) -> str:
     return f"✏️ Updated your note in “{escape(section_title)}”."
+
+
+def imported(created: bool, when: datetime, parts: list[FiledPart]) -> str:
+    if not created:
+        return "I already have that transcript; nothing new was filed."
+    where = ", ".join(f"<b>{p.section_number}. {escape(p.section_title)}</b>" for p in parts)
+    return f"📥 Imported the transcript of {stamp(when)} into {where}."
