@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
+import re
 from pathlib import Path
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.domain import TranscriptionOutcome
-from bot.render import SAFE_MESSAGE_LIMIT, html_to_plain, split_plain, utf16_len
+from bot.render import SAFE_MESSAGE_LIMIT, html_to_plain, utf16_len
 from bot.services.transcription_jobs import DownloadError
-from bot.telegram import texts
+from bot.telegram import keyboards, texts
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +52,24 @@ class TelegramChat:
     async def _call(self, factory: object) -> Message | bool:
         """Run a Bot API call, waiting out flood control a few times."""
         assert callable(factory)
-        for _ in range(MAX_FLOOD_WAITS):
+        for attempt in range(MAX_FLOOD_WAITS + 1):
             try:
                 result: Message | bool = await factory()
                 return result
             except RetryAfter as exc:
+                if attempt == MAX_FLOOD_WAITS:
+                    raise
                 wait = min(_seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
                 log.warning("Telegram flood control: waiting %.0f s", wait)
                 await asyncio.sleep(wait)
             except Forbidden as exc:
+                # Also on the last attempt after flood waits: a blocked chat is never an error.
                 raise ChatGone() from exc
-        result = await factory()
-        return result
+            except BadRequest as exc:
+                if "chat not found" in exc.message.lower():
+                    raise ChatGone() from exc
+                raise
+        raise AssertionError("unreachable")
 
     async def send(
         self,
@@ -150,32 +165,120 @@ class TelegramChat:
     async def send_document(
         self, chat_id: int, filename: str, content: bytes, caption: str = ""
     ) -> None:
-        try:
-            await self._call(
-                lambda: self.bot.send_document(
-                    chat_id,
-                    InputFile(content, filename=filename),
-                    caption=caption or None,
-                    parse_mode=ParseMode.HTML,
-                )
+        async def send(caption_text: str, parse_mode: str | None) -> Message | bool:
+            return await self.bot.send_document(
+                chat_id,
+                InputFile(content, filename=filename),
+                caption=caption_text or None,
+                parse_mode=parse_mode if caption_text else None,
             )
+
+        try:
+            try:
+                await self._call(lambda: send(caption, ParseMode.HTML))
+            except BadRequest as exc:
+                if not caption or not _is_parse_error(exc):
+                    raise
+                log.warning("Telegram rejected our caption HTML; sending it as plain text")
+                await self._call(lambda: send(html_to_plain(caption), None))
         except ChatGone:
             log.info("Chat %s blocked the bot; document dropped", chat_id)
 
 
+_HTML_ATOM = re.compile(r"<[^<>]*>|&#?\w+;|[\s\S]")
+_HTML_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)")
+_OpenTags = tuple[tuple[str, str], ...]  # (name, opening tag as written), outermost first
+
+
 def split_html(html: str, limit: int = SAFE_MESSAGE_LIMIT) -> list[str]:
-    """Split our own HTML at paragraph breaks; a tag never spans two paragraphs."""
+    """Split Telegram HTML under limit, preferring paragraph, line, sentence, word breaks.
+
+    A cut never falls inside a tag or a character entity, and tags open at a cut are closed
+    at the end of the chunk and opened again at the start of the next one, so every chunk is
+    valid HTML on its own.
+    """
     if utf16_len(html) <= limit:
         return [html]
+    atoms = _HTML_ATOM.findall(html)
     chunks: list[str] = []
-    for paragraph in html.split("\n\n"):
-        pieces = [paragraph] if utf16_len(paragraph) <= limit else split_plain(paragraph, limit)
-        for piece in pieces:
-            if chunks and utf16_len(chunks[-1]) + 2 + utf16_len(piece) <= limit:
-                chunks[-1] = f"{chunks[-1]}\n\n{piece}"
+    carried: _OpenTags = ()
+    start = 0
+    while True:
+        while start < len(atoms) and atoms[start].isspace():
+            start += 1
+        if start >= len(atoms):
+            return chunks
+        prefix = "".join(tag for _, tag in carried)
+        size = utf16_len(prefix)
+        stacks = [carried]  # stacks[k]: tags open after atoms[start : start + k]
+        breaks: dict[int, int] = {}  # break rank -> atom index just after the latest break
+        end = start
+        while end < len(atoms):
+            atom = atoms[end]
+            stack = _open_after(stacks[-1], atom)
+            if end > start and size + utf16_len(atom) + _closers_len(stack) > limit:
+                break
+            size += utf16_len(atom)
+            stacks.append(stack)
+            end += 1
+            rank = _break_rank(atoms, end - 1)
+            if rank is not None:
+                breaks[rank] = end
+        cut = end
+        if end < len(atoms):
+            for rank in range(4):
+                position = breaks.get(rank)
+                # A paragraph break anywhere; a lesser break only past the first third.
+                if position is not None and (rank == 0 or position - start > (end - start) // 3):
+                    cut = position
+                    break
             else:
-                chunks.append(piece)
-    return chunks
+                while cut - 1 > start and _is_start_tag(atoms[cut - 1]):
+                    cut -= 1  # a hard cut leaves no empty tag pair behind
+        body_end = cut
+        while body_end > start and atoms[body_end - 1].isspace():
+            body_end -= 1
+        open_tags = stacks[cut - start]
+        closers = "".join(f"</{name}>" for name, _ in reversed(open_tags))
+        chunk = prefix + "".join(atoms[start:body_end]) + closers
+        if html_to_plain(chunk).strip():
+            chunks.append(chunk)
+        carried = open_tags
+        start = cut
+
+
+def _is_start_tag(atom: str) -> bool:
+    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
+    return tag is not None and not tag.group(1)
+
+
+def _open_after(stack: _OpenTags, atom: str) -> _OpenTags:
+    """The open tags after atom (a start tag, an end tag, or any other text)."""
+    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
+    if tag is None:
+        return stack
+    name = tag.group(2).lower()
+    if not tag.group(1):
+        return (*stack, (name, atom))
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index][0] == name:
+            return stack[:index] + stack[index + 1 :]
+    return stack
+
+
+def _closers_len(stack: _OpenTags) -> int:
+    return sum(len(name) + 3 for name, _ in stack)
+
+
+def _break_rank(atoms: list[str], index: int) -> int | None:
+    """How good a cut right after atoms[index] is: 0 paragraph, 1 line, 2 sentence, 3 word."""
+    atom = atoms[index]
+    previous = atoms[index - 1] if index > 0 else ""
+    if atom == "\n":
+        return 0 if previous == "\n" else 1
+    if atom == " ":
+        return 2 if previous in (".", "!", "?") else 3
+    return None
 
 
 class TelegramAudioSource:
@@ -188,12 +291,20 @@ class TelegramAudioSource:
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
             telegram_file = await self.bot.get_file(file_id)
+            if not telegram_file.file_path:
+                # PTB would raise RuntimeError; without a path the file is never downloadable.
+                raise DownloadError("Telegram gave no file_path", permanent=True)
             await telegram_file.download_to_drive(destination)
         except BadRequest as exc:
             # "file is too big", "invalid file_id": asking again will not help.
             raise DownloadError(exc.message, permanent=True) from exc
         except (TimedOut, NetworkError, RetryAfter) as exc:
             raise DownloadError(type(exc).__name__) from exc
+        except InvalidToken as exc:
+            # The file URL answered 404 (file paths expire after an hour): getFile again.
+            raise DownloadError(f"file URL failed: {exc.message}") from exc
+        except TelegramError as exc:
+            raise DownloadError(f"{type(exc).__name__}: {exc.message}") from exc
         except OSError as exc:
             raise DownloadError(f"cannot write audio: {type(exc).__name__}") from exc
 
@@ -206,10 +317,11 @@ class TelegramNotifier:
 
     async def deliver(self, outcome: TranscriptionOutcome) -> None:
         text = texts.transcription_done(outcome)
+        markup = keyboards.filed_parts(outcome.parts) if outcome.ok else None
         if outcome.ack_message_id is not None:
-            await self.chat.edit(outcome.chat_id, outcome.ack_message_id, text)
+            await self.chat.edit(outcome.chat_id, outcome.ack_message_id, text, reply_markup=markup)
         else:
-            await self.chat.send(outcome.chat_id, text)
+            await self.chat.send(outcome.chat_id, text, reply_markup=markup)
 
     async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
         try:
