@@ -1,9 +1,12 @@
-"""Shared fixtures: a migrated SQLite database, the tiny.en whisper model, fake servers."""
+"""Shared fixtures: migrated databases, the tiny.en whisper model, fake servers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,16 +19,68 @@ from bot.transcription.whisper import WhisperTranscriber
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
 
 
+# The machines this project runs on start PostgreSQL with trust auth on 127.0.0.1; elsewhere
+# point TEST_POSTGRES_URL at a server where the user may create databases.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres(statement: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    # Fixtures may be set up while the test's event loop runs: use a thread of our own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     upgrade_to_head(url)
     return url
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test, dropped afterwards."""
+    name = f"bot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _postgres(f'CREATE DATABASE "{name}"')
+    except (OSError, ImportError) as exc:
+        pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Service tests run against both databases the bot supports."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(database_url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_sessions(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(sqlite_url)
     yield create_session_factory(engine)
     await engine.dispose()
 

@@ -1,23 +1,39 @@
-"""Migrations reach head and describe exactly what the models say."""
+"""Migrations reach head and describe exactly what the models say, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Base
+from bot.db.session import create_engine
 
 
-def test_upgrade_to_head_matches_models(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "m.db"
-    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
-    upgrade_to_head(f"sqlite+aiosqlite:///{path}")  # idempotent: a restart migrates nothing
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.connect() as connection:
+async def test_upgrade_to_head_matches_models(database_url: str) -> None:
+    upgrade_to_head(database_url)  # idempotent: a restart migrates nothing
+    engine = create_engine(database_url)
+
+    def diff_and_tables(connection: Any) -> tuple[list[Any], set[str]]:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-        tables = set(inspect(connection).get_table_names())
-    engine.dispose()
+        return diff, set(inspect(connection).get_table_names())
+
+    try:
+        async with engine.connect() as connection:
+            diff, tables = await connection.run_sync(diff_and_tables)
+    finally:
+        await engine.dispose()
     assert diff == []
-    assert {"users", "articles", "sections", "notes", "note_parts", "alembic_version"} <= tables
+    assert {
+        "users",
+        "articles",
+        "sections",
+        "notes",
+        "note_parts",
+        "section_drafts",
+        "draft_versions",
+        "alembic_version",
+    } <= tables

@@ -156,8 +156,9 @@ async def test_empty_allowlist_refuses_everybody(
 
 
 async def test_twenty_concurrent_writers_never_hit_database_is_locked(
-    sessions: async_sessionmaker[AsyncSession],
+    sqlite_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    sessions = sqlite_sessions
     intake, outline = IntakeService(sessions), OutlineService(sessions)
 
     async def writer(user: int) -> None:
