@@ -452,3 +452,12 @@ async def test_failed_file_url_is_a_transient_download_error(
         with pytest.raises(DownloadError) as caught:
             await TelegramAudioSource(broken).download(file_id, tmp_path / "a.part")
     assert caught.value.permanent is False
+
+
+async def test_file_over_the_upload_limit_is_explained_not_sent(
+    chat: TelegramChat, telegram: FakeTelegram
+) -> None:
+    await chat.send_document(CHAT, "huge-notes.md", b"x" * (51 * 1024 * 1024))
+    assert not telegram.calls("sendDocument")
+    [message] = telegram.sent_messages(CHAT)
+    assert "huge-notes.md is 51 MB" in message.text and "50 MB" in message.text

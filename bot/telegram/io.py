@@ -27,6 +27,7 @@ from bot.telegram import keyboards, texts
 
 log = logging.getLogger(__name__)
 
+BOT_UPLOAD_LIMIT = 50 * 1024 * 1024 - 64 * 1024  # minus room for the multipart envelope
 MAX_FLOOD_WAITS = 3
 MAX_FLOOD_WAIT_S = 60.0
 
@@ -165,6 +166,10 @@ class TelegramChat:
     async def send_document(
         self, chat_id: int, filename: str, content: bytes, caption: str = ""
     ) -> None:
+        if len(content) > BOT_UPLOAD_LIMIT:
+            # Bots may upload at most 50 MB; say so instead of failing at Telegram.
+            await self.send(chat_id, texts.file_too_big_to_send(filename, len(content)))
+            return
         async def send(caption_text: str, parse_mode: str | None) -> Message | bool:
             return await self.bot.send_document(
                 chat_id,

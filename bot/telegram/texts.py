@@ -246,3 +246,10 @@ def imported(created: bool, when: datetime, parts: list[FiledPart]) -> str:
         return "I already have that transcript; nothing new was filed."
     where = ", ".join(f"<b>{p.section_number}. {escape(p.section_title)}</b>" for p in parts)
     return f"📥 Imported the transcript of {stamp(when)} into {where}."
+
+
+def file_too_big_to_send(filename: str, size: int) -> str:
+    return (
+        f"{escape(filename)} is {size / 1_048_576:.0f} MB, more than Telegram lets a bot send "
+        "(50 MB). Try /export for the draft alone."
+    )
