@@ -100,7 +100,7 @@ def load_settings(*, require_token: bool = False, **overrides: object) -> Settin
         lines = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            lines.append(f"  {name}: {error['msg']}")
+            lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
     if require_token and not settings.telegram_bot_token.get_secret_value().strip():
         raise ConfigError(
