@@ -13,25 +13,16 @@ from bot.logging_setup import configure_logging
 log = logging.getLogger("bot")
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [
-        settings.telegram_bot_token.get_secret_value(),
-        settings.openai_api_key.get_secret_value(),
-    ]
-
-
 def cmd_run(settings: Settings) -> int:
     """Apply migrations, load the whisper model, then long-poll Telegram until stopped."""
-    from telegram import Update
-
-    from bot.app import build_application, load_transcriber
+    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber
     from bot.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings.database_url)
     transcriber = load_transcriber(settings)
     app = build_application(settings, transcriber)
     log.info("Polling Telegram for updates (Ctrl+C to stop)")
-    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
     return 0
 
 
@@ -47,6 +38,8 @@ def cmd_migrate(settings: Settings) -> int:
 def cmd_check_config(settings: Settings) -> int:
     """Validate the settings and print them, secrets masked."""
     for name, value in settings.model_dump().items():
+        if name == "database_url":
+            value = settings.database_url_safe
         print(f"{name.upper()}={value}")
     return 0
 
@@ -98,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         print("See .env.example for every setting.", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, _secrets(settings))
+    configure_logging(settings.log_level, settings.secrets)
     if command == "eval":
         return cmd_eval(settings, args.directory, args.out)
     handlers = {"run": cmd_run, "migrate": cmd_migrate, "check-config": cmd_check_config}

@@ -7,7 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
@@ -31,6 +32,9 @@ from bot.transcription.whisper import Transcriber, WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
+# Only what the bot handles; chat-member, reaction and other updates are never fetched.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+
 
 @dataclass
 class Runtime:
@@ -38,7 +42,6 @@ class Runtime:
 
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
     worker: TranscriptionWorker
     chat: TelegramChat
     writer: LLMDraftWriter | None
@@ -111,7 +114,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
     )
     handlers.register(app)
     app.add_error_handler(on_error)
-    app.bot_data["runtime"] = Runtime(settings, engine, sessions, worker, chat, writer)
+    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer)
     app.bot_data["chat"] = chat
     return app
 
@@ -130,7 +133,10 @@ async def on_start(app: Application) -> None:  # type: ignore[type-arg]
     runtime.worker.start()
     resumed = await runtime.worker.resume_unfinished()
     for chat_id, count in resumed.items():
-        await runtime.chat.send(chat_id, texts.resumed(count))
+        try:
+            await runtime.chat.send(chat_id, texts.resumed(count))
+        except Exception:  # a courtesy message must not stop the bot from starting
+            log.warning("Could not tell chat %s about resumed notes", chat_id, exc_info=True)
     log.info("Bot started; %d unfinished note(s) resumed", sum(resumed.values()))
 
 
@@ -149,7 +155,9 @@ async def running(app: Application) -> AsyncIterator[Application]:  # type: igno
         await on_start(app)
         await app.start()
         assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0.0, timeout=10)
+        await app.updater.start_polling(
+            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
+        )
         try:
             yield app
         finally:

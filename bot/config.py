@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class ConfigError(Exception):
@@ -32,8 +40,19 @@ class Settings(BaseSettings):
     database_url: str = ""
 
     whisper_model: str = "small"
-    whisper_device: str = "cpu"
-    whisper_compute_type: str = "int8"
+    whisper_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    whisper_compute_type: Literal[
+        "default",
+        "auto",
+        "int8",
+        "int8_float32",
+        "int8_float16",
+        "int8_bfloat16",
+        "int16",
+        "float16",
+        "bfloat16",
+        "float32",
+    ] = "int8"
     whisper_beam_size: int = Field(default=5, ge=1, le=20)
     whisper_language: str = ""
     whisper_cpu_threads: int = Field(default=0, ge=0)
@@ -49,7 +68,7 @@ class Settings(BaseSettings):
     # After drafting a section, ask the LLM which points were lost and which citations fail.
     draft_check: bool = True
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_user_ids", mode="before")
     @classmethod
@@ -72,6 +91,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("log_level", "whisper_device", "whisper_compute_type", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
     @field_validator("whisper_language")
     @classmethod
     def _normalise_language(cls, value: str) -> str:
@@ -82,6 +108,23 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'bot.db').resolve()}"
         return self
+
+    @property
+    def database_url_safe(self) -> str:
+        """The database URL with its password masked, for printing."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log line or a message."""
+        values = [
+            self.telegram_bot_token.get_secret_value(),
+            self.openai_api_key.get_secret_value(),
+        ]
+        password = make_url(self.database_url).password
+        if password:
+            values.append(str(password))
+        return [v for v in values if v]
 
     @property
     def audio_dir(self) -> Path:

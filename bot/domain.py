@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 
@@ -90,14 +89,5 @@ class TranscriptionOutcome:
     ack_message_id: int | None
     ok: bool
     transcript: str = ""
-    language: str | None = None
     parts: list[FiledPart] = field(default_factory=list)
     failure: str = ""  # user-safe reason when not ok
-
-
-@dataclass(frozen=True)
-class NoteView:
-    id: int
-    kind: NoteKind
-    created_at: datetime
-    text: str

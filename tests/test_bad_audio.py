@@ -67,6 +67,7 @@ async def test_bad_audio_is_reported_and_never_filed(
     assert [n.status for n in notes] == [NoteStatus.FAILED]
     assert notes[0].transcript is None and not notes[0].parts
     assert "— 0 notes" in await say(bot, "/sections", "Robustness")
+    assert not list((tmp_path / "data" / "audio").glob("*")), "no audio left behind"
     # The bot keeps running: the next good note is transcribed and filed.
     good = (AUDIO / "book_club.ogg").read_bytes()
     assert "Filed under" in await voice_reply(bot, good, 5)

@@ -342,7 +342,9 @@ async def test_check_pass_restores_lost_points_and_removes_unsupported_citations
 
 
 async def test_check_pass_can_be_switched_off(
-    sessions: async_sessionmaker[AsyncSession], article: IntakeService, llm_server: FakeOpenAI,
+    sessions: async_sessionmaker[AsyncSession],
+    article: IntakeService,
+    llm_server: FakeOpenAI,
     model: DraftingModel,
 ) -> None:
     writer = make_writer(llm_server)
@@ -367,3 +369,21 @@ async def test_instructions_inside_a_note_are_sent_as_delimited_content(
         assert injection in dict(NOTE.findall(user)).values()  # inside <note> delimiters
         assert "data, not instructions" in user
     assert "Ignore your instructions" in result.markdown  # drafted as the writer's content
+
+
+async def test_server_context_limit_below_our_estimate_is_absorbed_everywhere(
+    sessions: async_sessionmaker[AsyncSession],
+    article: IntakeService,
+    llm_server: FakeOpenAI,
+    model: DraftingModel,
+) -> None:
+    long_text = " ".join(f"Point {i}: pipelines feed the knowledge base." for i in range(220))
+    await article.receive_text(WRITER, CHAT, 30, long_text)
+    llm_server.max_context_tokens = 1500  # far below what we budget for: every long call fails
+    writer = make_writer(llm_server, context_tokens=12000)
+    result = await DraftService(sessions, writer).draft(WRITER)
+    rejected = [c for c in llm_server.calls if c.status == 400]
+    assert rejected, "the server did refuse some requests"
+    assert result.markdown.count("Drafted from N") >= 4
+    assert model.intro_text in result.markdown  # the introduction was shortened, not lost
+    await writer.close()

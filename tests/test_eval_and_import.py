@@ -29,6 +29,10 @@ def test_archive_front_matter_is_parsed() -> None:
     assert note.text.startswith("Так, ну вот, why backend engineers have an edge.")
     assert "\n" not in note.text and "---" not in note.text
     assert parse_archived_note("msg11.txt", raw).key == note.key  # stable: re-import is a no-op
+    shifted = parse_archived_note("x.txt", "---\ndate: 2026-02-17T08:19:52+03:00\n---\nHi")
+    assert shifted.created_at.isoformat() == "2026-02-17T05:19:52+00:00"
+    same_name = parse_archived_note("transcript.txt", "Another idea")
+    assert same_name.key != parse_archived_note("transcript.txt", "A third idea").key
     plain = parse_archived_note("idea.md", "Just a typed idea.\n")
     assert plain.kind == NoteKind.TEXT and plain.text == "Just a typed idea."
     with pytest.raises(UserError, match="no text"):

@@ -37,3 +37,12 @@ async def test_upgrade_to_head_matches_models(database_url: str) -> None:
         "draft_versions",
         "alembic_version",
     } <= tables
+
+
+def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
+    from alembic import command
+
+    from bot.db.migrate import alembic_config
+
+    command.downgrade(alembic_config(database_url), "base")
+    upgrade_to_head(database_url)

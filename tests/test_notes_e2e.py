@@ -31,8 +31,11 @@ async def bot(
 
 def buttons(message: BotMessage) -> list[tuple[str, str]]:
     assert message.reply_markup is not None
-    return [(b["text"], b["callback_data"]) for row in message.reply_markup["inline_keyboard"]
-            for b in row]
+    return [
+        (b["text"], b["callback_data"])
+        for row in message.reply_markup["inline_keyboard"]
+        for b in row
+    ]
 
 
 async def press(telegram: FakeTelegram, message: BotMessage, text: str) -> None:
@@ -124,16 +127,30 @@ async def test_archived_transcript_sent_as_a_file_is_imported_and_split(
         "Дальше. Food and drinks. Каждый приносит что-то небольшое.\n"
     ).encode()
     file_id = bot.add_file(raw)
-    bot.send_document(WRITER, file_id, file_name="msg1.txt", mime_type="text/plain",
-                      file_size=len(raw))
+    bot.send_document(
+        WRITER, file_id, file_name="msg1.txt", mime_type="text/plain", file_size=len(raw)
+    )
     reply = await bot.wait_for_text(WRITER, "Imported the transcript")
     assert "2026-02-17 08:28 UTC" in reply.text
     assert "1. Reading list" in reply.text and "3. Food and drinks" in reply.text
-    bot.send_document(WRITER, file_id, file_name="msg1.txt", mime_type="text/plain",
-                      file_size=len(raw))
+    bot.send_document(
+        WRITER, file_id, file_name="msg1.txt", mime_type="text/plain", file_size=len(raw)
+    )
     await bot.wait_for_text(WRITER, "already have that transcript")
     notes = await notes_in_db(tmp_path)
     assert len(notes) == 1 and [p.text for p in notes[0].parts] == [
         "Начнём с двух коротких романов.",
         "Каждый приносит что-то небольшое.",
     ]
+
+
+async def test_moving_in_a_one_section_article_explains_instead_of_offering_nothing(
+    bot: FakeTelegram,
+) -> None:
+    await say(bot, "/new Solo", "Solo")
+    await say(bot, "Only one section here.", "Filed under")
+    await say(bot, "/notes", "1. Notes")
+    await press(bot, bot.sent_messages(WRITER)[-1], "↪️ 1")
+    answer = await bot.wait_for(lambda: next(iter(bot.calls("answerCallbackQuery")), None))
+    assert "only one section" in answer.params["text"]
+    assert not any("to which section?" in m.text for m in bot.sent_messages(WRITER))

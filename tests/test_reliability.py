@@ -27,6 +27,7 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
 
 SECOND_WRITER = 2002
+STRANGER_ID = 6666
 
 
 @pytest.fixture
@@ -208,3 +209,74 @@ def test_invalid_settings_name_the_setting_and_never_echo_secrets() -> None:
         load_settings(openai_api_key="sk-secret-value", openai_base_url="ftp://x", _env_file=None)
     assert "OPENAI_BASE_URL" in str(failure.value) and "sk-secret-value" not in str(failure.value)
     assert isinstance(load_settings(_env_file=None), Settings)
+
+
+async def test_a_failed_acknowledgement_does_not_stall_the_note(bot: FakeTelegram) -> None:
+    data = (AUDIO / "book_club.ogg").read_bytes()
+    bot.fail_next("sendMessage", error_code=502, description="Bad Gateway")
+    bot.send_voice(WRITER, bot.add_file(data), duration=5, file_size=len(data))
+    done = await bot.wait_for_text(WRITER, "Filed under", timeout=60)
+    assert not done.edits, "no acknowledgement to edit: the transcript came as a new message"
+    assert not any("went wrong" in m.text for m in bot.sent_messages(WRITER))
+
+
+async def test_ids_of_deleted_notes_are_never_reused(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from bot.services.notes import NotesService
+
+    intake, notes = IntakeService(sessions), NotesService(sessions)
+    first = await intake.receive_text(WRITER, WRITER, 1, "A note I will undo")
+    await notes.undo_last(WRITER)
+    second = await intake.receive_text(WRITER, WRITER, 2, "The next note")
+    assert second.note_id > first.note_id
+
+
+async def test_group_messages_are_ignored_even_from_an_allowed_writer(
+    bot: FakeTelegram, tmp_path: Path
+) -> None:
+    bot.send_text(WRITER, "A note posted in a group", chat_id=-100555)
+    bot.send_text(STRANGER_ID, "/new Group hijack", chat_id=-100555)
+    await say(bot, "/help", "/new")
+    assert not bot.sent_messages(-100555)
+    assert await notes_in_db(tmp_path) == []
+
+
+async def test_undo_of_a_note_still_being_transcribed(bot: FakeTelegram, tmp_path: Path) -> None:
+    data = (AUDIO / "long_speech.ogg").read_bytes()
+    bot.send_voice(WRITER, bot.add_file(data), duration=78, file_size=len(data))
+    ack = await bot.wait_for_text(WRITER, "Transcribing for")
+    reply = await say(bot, "/undo", "Removed your last note")
+    assert "still being transcribed" in reply
+    await bot.wait_for(
+        lambda: next(
+            (
+                m
+                for m in bot.sent_messages(WRITER)
+                if m.message_id == ack.message_id and "Removed before" in m.text
+            ),
+            None,
+        )
+    )
+    await say(bot, "A later note", "Filed under")  # the worker has moved on
+    assert [n.transcript for n in await notes_in_db(tmp_path)] == ["A later note"]
+    assert not any(
+        "Filed under" in m.text and "libraries" in m.text for m in bot.sent_messages(WRITER)
+    )
+
+
+def test_check_config_masks_the_database_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://bot:s3cretpw@db.local/bot")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-abcdef123456")
+    assert main(["check-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "s3cretpw" not in printed and "sk-live-abcdef123456" not in printed
+    assert "DATABASE_URL=postgresql+asyncpg://bot:***@db.local/bot" in printed
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    assert main(["check-config"]) == 2
+    assert "LOG_LEVEL" in capsys.readouterr().err

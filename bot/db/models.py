@@ -41,6 +41,10 @@ class NoteStatus(enum.StrEnum):
 
 UNFINISHED_STATUSES = (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED)
 
+# Without AUTOINCREMENT, SQLite hands a deleted row's id to the next row: a note removed by
+# /undo would pass its id (and a queued job or an old button) to the next note.
+_NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 class User(Base):
     __tablename__ = "users"
@@ -62,6 +66,7 @@ class Article(Base):
             sqlite_where=text("is_active"),
             postgresql_where=text("is_active"),
         ),
+        _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -85,6 +90,7 @@ class Section(Base):
             sqlite_where=text("is_active"),
             postgresql_where=text("is_active"),
         ),
+        _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -106,6 +112,7 @@ class Note(Base):
         # A redelivered update maps to the same row.
         UniqueConstraint("chat_id", "message_id", name="uq_notes_chat_message"),
         Index("ix_notes_status", "status"),
+        _NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -151,11 +158,13 @@ class NotePart(Base):
     """
 
     __tablename__ = "note_parts"
+    __table_args__ = (_NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    # RESTRICT: a section holding notes can never be deleted along with them.
     section_id: Mapped[int] = mapped_column(
-        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+        ForeignKey("sections.id", ondelete="RESTRICT"), index=True
     )
     position: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str] = mapped_column(Text)
@@ -170,7 +179,10 @@ class SectionDraft(Base):
     """
 
     __tablename__ = "section_drafts"
-    __table_args__ = (UniqueConstraint("article_id", "cache_key", name="uq_section_drafts_key"),)
+    __table_args__ = (
+        UniqueConstraint("article_id", "cache_key", name="uq_section_drafts_key"),
+        _NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int] = mapped_column(
@@ -188,6 +200,7 @@ class DraftVersion(Base):
     """The assembled article each time a /draft changed something."""
 
     __tablename__ = "draft_versions"
+    __table_args__ = (_NEVER_REUSE_IDS,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int] = mapped_column(

@@ -187,6 +187,12 @@ class StructuredLLM:
                 raise LLMError(NOT_FOUND, kind="not_found") from None
             except openai.PermissionDeniedError:
                 raise LLMError(AUTH, kind="auth") from None
+            except openai.BadRequestError:
+                raise  # the caller tells a context-length or format problem from the rest
+            except openai.APIError as exc:
+                # Anything else the endpoint says (409, 413, 422, odd proxies): not retried.
+                log.error("LLM endpoint error: %s", getattr(exc, "status_code", type(exc).__name__))
+                raise LLMError(UNAVAILABLE, kind="api_error") from None
             else:
                 return self._content(response)
             attempt += 1

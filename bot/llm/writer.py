@@ -108,7 +108,14 @@ class LLMDraftWriter:
             language=self._language, article_title=article_title, outline=_outline_text(outline)
         )
         budget = self._budget - estimate_tokens(system)
-        return await self._ask(system, _shorten_to_budget(notes, budget), part=None)
+        while budget >= MIN_BUDGET_TOKENS:
+            try:
+                return await self._ask(system, _shorten_to_budget(notes, budget), part=None)
+            except ContextTooLong:
+                budget //= 2
+        # The introduction is a courtesy: the sections carry every note anyway.
+        log.warning("Notes too long for an introduction even when shortened; skipping it")
+        return DraftPiece(blocks=[])
 
     async def check_section(
         self, section_title: str, notes: Sequence[NoteForDraft], piece: DraftPiece

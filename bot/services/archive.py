@@ -10,8 +10,8 @@ The transcript...
 
 from __future__ import annotations
 
+import hashlib
 import re
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,7 +48,9 @@ def parse_archived_note(name: str, raw: str) -> ArchivedNote:
     created_at = _parse_date(fields.get("date", "")) or datetime.now(UTC)
     source = fields.get("source", "")
     kind = NoteKind.VOICE if "voice" in source or fields.get("audio_file") else NoteKind.TEXT
-    key = zlib.crc32(f"{name}\n{fields.get('date', '')}".encode()) & 0x7FFFFFFF
+    # The same file imported twice is one note; two files that merely share a name are not.
+    digest = hashlib.sha256(f"{name}\n{fields.get('date', '')}\n{text}".encode()).digest()
+    key = int.from_bytes(digest[:7], "big")  # positive, fits a BIGINT message id
     return ArchivedNote(key=key, created_at=created_at, kind=kind, text=text)
 
 
@@ -59,4 +61,5 @@ def _parse_date(value: str) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # Stored as UTC: SQLite keeps no offset, so "08:19+03:00" must become 05:19 first.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -20,6 +20,7 @@ from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
 from bot.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.services.citations import check_citations
 from bot.services.coverage import Figures, StoredPiece, apply_report
+from bot.services.outline import require_article
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ class DraftResult:
     sections_total: int
     sections_with_notes: int
     sections_regenerated: int
-    llm_calls: int
     from_stored: bool  # nothing changed: the stored draft was sent again
     figures: Figures
     sections: list[SectionReport]
@@ -224,7 +224,6 @@ class DraftService:
                 sections_total=len(snapshot.sections),
                 sections_with_notes=sum(1 for s in sections if s.notes),
                 sections_regenerated=regenerated,
-                llm_calls=len(new),
                 from_stored=from_stored,
                 figures=figures,
                 sections=reports,
@@ -249,9 +248,7 @@ class DraftService:
         """The last stored draft as (filename, markdown)."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await repo.active_article()
-            if article is None:
-                raise UserError("You have no article yet. Start one with /new <title>.")
+            article = await require_article(repo)
             version = await repo.latest_draft_version(article.id)
             if version is None:
                 raise UserError(
@@ -275,9 +272,7 @@ class DraftService:
     async def _snapshot(self, owner_id: int, *, with_cache: bool = True) -> _Snapshot:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await repo.active_article()
-            if article is None:
-                raise UserError("You have no article yet. Start one with /new <title>.")
+            article = await require_article(repo)
             by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
             for part, note in await repo.parts_for_article(article.id):
                 if note.status != NoteStatus.TRANSCRIBED:

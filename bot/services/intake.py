@@ -11,8 +11,6 @@ from bot.services.archive import ArchivedNote
 from bot.services.filing import file_transcript
 from bot.services.outline import ensure_active_section
 
-MAX_TEXT_NOTE_CHARS = 20_000
-
 
 class IntakeService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -44,11 +42,6 @@ class IntakeService:
         text = text.strip()
         if not text:
             raise UserError("That message is empty, so there is nothing to file.")
-        if len(text) > MAX_TEXT_NOTE_CHARS:
-            raise UserError(
-                f"That note is too long ({len(text)} characters); "
-                f"split it into parts under {MAX_TEXT_NOTE_CHARS}."
-            )
         return await self._receive(
             owner_id,
             chat_id,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import NoteStatus
+from bot.db.models import UNFINISHED_STATUSES, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import NoteKind, SectionInfo, UserError
 from bot.services.outline import require_article
@@ -31,6 +31,15 @@ class SectionNotes:
     section: SectionInfo
     notes: list[FiledNote]
     sections: list[SectionInfo]  # the whole outline, for "move to" buttons
+
+
+@dataclass(frozen=True)
+class Undone:
+    note_id: int
+    preview: str  # empty while the note was still being transcribed
+    pending: bool
+    chat_id: int
+    ack_message_id: int | None
 
 
 @dataclass(frozen=True)
@@ -118,18 +127,23 @@ class NotesService:
                 await repo.delete_note(note)
             return text
 
-    async def undo_last(self, owner_id: int) -> tuple[int, str]:
-        """Delete the writer's most recent note; returns its id and a preview."""
+    async def undo_last(self, owner_id: int) -> Undone:
+        """Delete the writer's most recent note that was filed or is still being transcribed."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            note = await repo.latest_note()
+            note = await repo.latest_note(exclude_failed=True)
             if note is None:
                 raise UserError("There is no note to undo.")
-            text = note.transcript or ""
-            shown = preview(text) if text else f"the {note.kind.value} note still in progress"
-            note_id = note.id
+            pending = note.status in UNFINISHED_STATUSES
+            undone = Undone(
+                note_id=note.id,
+                preview=preview(note.transcript or ""),
+                pending=pending,
+                chat_id=note.chat_id,
+                ack_message_id=note.ack_message_id,
+            )
             await repo.delete_note(note)
-            return note_id, shown
+            return undone
 
     async def edit_text_note(
         self, owner_id: int, chat_id: int, message_id: int, new_text: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_MIN_DURATION_S = 60
 PROGRESS_INTERVAL_S = 5.0
+PROGRESS_DRAIN_TIMEOUT_S = 5.0
 DOWNLOAD_ATTEMPTS = 4
 DOWNLOAD_BACKOFF_S = 1.0
 # A note whose job died this often (e.g. it crashed the process) is set aside, not retried.
@@ -69,7 +71,6 @@ class _Job:
     owner_id: int
     chat_id: int
     ack_message_id: int | None
-    status: NoteStatus
     file_id: str
     duration: int | None
     audio_path: Path | None
@@ -197,6 +198,7 @@ class TranscriptionWorker:
             log.warning("Download of note %s failed: %s", job.note_id, exc)
             await self._finish_failed(job, DOWNLOAD_FAILED)
             return
+        reporter = self._progress_reporter(job)
         try:
             if cancel.is_set():
                 raise TranscriptionCancelled()
@@ -205,25 +207,30 @@ class TranscriptionWorker:
                 path,
                 prompt=job.prompt,
                 cancel=cancel,
-                progress=self._progress_reporter(job),
+                progress=reporter,
             )
         except TranscriptionCancelled:
-            await self._finish_failed(job, CANCELLED)
+            await self._finish_failed(job, CANCELLED, path)
             return
         except TranscriptionError as exc:
             log.warning("Note %s could not be transcribed: %s", job.note_id, exc)
-            await self._finish_failed(job, UNREADABLE)
+            await self._finish_failed(job, UNREADABLE, path)
             return
+        finally:
+            if reporter is not None:
+                # A late progress edit must never overwrite the transcript.
+                await reporter.drain()
 
         if job.duration and transcript.duration < job.duration * MIN_DECODED_SHARE - 1:
-            await self._finish_failed(job, DAMAGED)
+            await self._finish_failed(job, DAMAGED, path)
             return
         if not transcript.text or transcript.speech_duration < MIN_SPEECH_SECONDS:
-            await self._finish_failed(job, NO_SPEECH)
+            await self._finish_failed(job, NO_SPEECH, path)
             return
         outcome = await self._file(job, transcript.text, transcript.language)
+        # Filed, or the note was deleted meanwhile: either way the audio is no longer needed.
+        _discard(path)
         if outcome is not None:
-            path.unlink(missing_ok=True)
             await self._notifier.deliver(outcome)
 
     async def _load(self, note_id: int) -> _Job | TranscriptionOutcome | None:
@@ -259,7 +266,6 @@ class TranscriptionWorker:
                 owner_id=owner_id,
                 chat_id=note.chat_id,
                 ack_message_id=note.ack_message_id,
-                status=note.status,
                 file_id=note.file_id,
                 duration=note.duration,
                 audio_path=Path(note.audio_path) if note.audio_path else None,
@@ -307,11 +313,12 @@ class TranscriptionWorker:
                 ack_message_id=note.ack_message_id,
                 ok=True,
                 transcript=text,
-                language=language,
                 parts=filed,
             )
 
-    async def _finish_failed(self, job: _Job, reason: str) -> None:
+    async def _finish_failed(self, job: _Job, reason: str, audio: Path | None = None) -> None:
+        # Nothing retries a failed note, so its audio would only pile up in DATA_DIR.
+        _discard(audio)
         async with self._sessions.begin() as session:
             note: Note | None = await Repository(session, job.owner_id).note(job.note_id)
             if note is None:
@@ -337,6 +344,12 @@ class TranscriptionWorker:
         )
 
 
+def _discard(path: Path | None) -> None:
+    """Remove a kept recording (a quick local unlink, fine on the event loop)."""
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
 class ProgressReporter:
     """Called from the transcription thread; edits the chat at most every few seconds."""
 
@@ -353,14 +366,30 @@ class ProgressReporter:
         self._message_id = message_id
         self._last = time.monotonic()
         self._last_percent = -1
+        self._pending: list[concurrent.futures.Future[None]] = []
+        self._closed = threading.Event()
 
     def __call__(self, done_seconds: float, total_seconds: float) -> None:
         now = time.monotonic()
         percent = min(99, int(100 * done_seconds / total_seconds)) if total_seconds else 0
         if now - self._last < PROGRESS_INTERVAL_S or percent == self._last_percent:
             return
+        if self._closed.is_set():
+            return
         self._last, self._last_percent = now, percent
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            asyncio.run_coroutine_threadsafe(
-                self._notifier.progress(self._chat_id, self._message_id, percent), self._loop
+            self._pending.append(
+                asyncio.run_coroutine_threadsafe(
+                    self._notifier.progress(self._chat_id, self._message_id, percent),
+                    self._loop,
+                )
             )
+
+    async def drain(self) -> None:
+        """Stop reporting and wait for edits in flight, so none lands after the result."""
+        self._closed.set()
+        for future in self._pending:
+            future.cancel()
+        waiting = [asyncio.wrap_future(f) for f in self._pending]
+        if waiting:
+            await asyncio.wait(waiting, timeout=PROGRESS_DRAIN_TIMEOUT_S)

@@ -12,6 +12,7 @@ from telegram import (
     Message,
     Update,
 )
+from telegram.constants import ChatType
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -30,7 +31,7 @@ from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
-from bot.services.transcription_jobs import TranscriptionWorker
+from bot.services.transcription_jobs import DownloadError, TranscriptionWorker
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
@@ -125,7 +126,9 @@ class ChatHandlers:
     async def check_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Fail closed: no user, or a user not on the list, stops the update here."""
         user = update.effective_user
-        if user is None:
+        chat = update.effective_chat
+        # Notes live in a private chat with the bot; groups and channels are ignored.
+        if user is None or (chat is not None and chat.type != ChatType.PRIVATE):
             raise ApplicationHandlerStop
         if user.id in self.allowed_user_ids:
             return
@@ -198,9 +201,7 @@ class ChatHandlers:
             if action == keyboards.PICK_SECTION and len(ids) == 1:
                 outline = await self.outline.choose_section_by_id(user_id, ids[0])
                 active = outline.active_section
-                await query.answer(
-                    f"Now filing under {active.number}. {active.title}" if active else None
-                )
+                await query.answer(texts.now_filing_under(active) if active else None)
                 if message is not None:
                     await self.chat.edit(
                         chat_id,
@@ -210,6 +211,9 @@ class ChatHandlers:
                     )
             elif action == keyboards.MOVE and len(ids) == 1:
                 preview, targets = await self.notes.move_targets(user_id, ids[0])
+                if not targets:
+                    await query.answer(texts.NOWHERE_TO_MOVE, show_alert=True)
+                    return
                 await query.answer()
                 await self.chat.send(
                     chat_id,
@@ -218,26 +222,26 @@ class ChatHandlers:
                 )
             elif action == keyboards.MOVE_TO and len(ids) == 2:
                 moved = await self.notes.move_part(user_id, ids[0], ids[1])
-                await query.answer("Moved")
+                await query.answer(texts.MOVED_SHORT)
                 if message is not None:
                     await self.chat.edit(chat_id, message.message_id, texts.moved(moved))
             elif action == keyboards.DELETE and len(ids) == 1:
                 preview = await self.notes.delete_part(user_id, ids[0])
-                await query.answer("Deleted")
+                await query.answer(texts.DELETED_SHORT)
                 await self.chat.send(chat_id, texts.deleted(preview))
             else:
                 raise ValueError(action)
         except ValueError:
-            await query.answer("That button has expired.", show_alert=True)
+            await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
         except UserError as exc:
-            await query.answer(exc.message[:190], show_alert=True)
+            await query.answer(texts.alert(exc.message), show_alert=True)
 
     async def show_notes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/notes [n]: a section's notes with buttons to move or delete each."""
         argument = _command_argument(update)
         number = _int_argument(update)
         if argument and number is None:
-            await self._reply(update, "Send /notes for the active section or /notes <i>n</i>.")
+            await self._reply(update, texts.NOTES_USAGE)
             return
         user_id, _ = _ids(update)
         page = await self.notes.section_notes(user_id, number)
@@ -246,9 +250,11 @@ class ChatHandlers:
     async def undo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/undo: delete the writer's last note."""
         user_id, _ = _ids(update)
-        note_id, preview = await self.notes.undo_last(user_id)
-        self.worker.forget(note_id)
-        await self._reply(update, texts.undone(preview))
+        undone = await self.notes.undo_last(user_id)
+        self.worker.forget(undone.note_id)
+        if undone.pending and undone.ack_message_id is not None:
+            await self.chat.edit(undone.chat_id, undone.ack_message_id, texts.UNDONE_IN_PROGRESS)
+        await self._reply(update, texts.undone(undone.preview))
 
     async def edited_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An edited text message updates the note it created."""
@@ -296,6 +302,10 @@ class ChatHandlers:
         except UserError as exc:
             await self._status(chat_id, status, texts.draft_failed(exc.message))
             return
+        except Exception:
+            log.exception("/draft failed")
+            await self._status(chat_id, status, texts.SOMETHING_WENT_WRONG)
+            return
         await self._status(chat_id, status, texts.draft_summary(result))
         for message in markdown_to_messages(result.markdown):
             await self.chat.send(chat_id, message)
@@ -307,10 +317,10 @@ class ChatHandlers:
         user_id, chat_id = _ids(update)
         if argument in ("notes", "transcripts", "raw"):
             filename, markdown = await self.drafts.notes_export(user_id)
-            caption = "All your transcripts, grouped by section."
+            caption = texts.NOTES_EXPORT_CAPTION
         elif not argument:
             filename, markdown = await self.drafts.latest_draft(user_id)
-            caption = "The latest draft."
+            caption = texts.DRAFT_EXPORT_CAPTION
         else:
             await self._reply(update, texts.EXPORT_USAGE)
             return
@@ -324,7 +334,7 @@ class ChatHandlers:
 
     async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command this bot does not know."""
-        await self._reply(update, "I don't know that command. Send /help for the list.")
+        await self._reply(update, texts.UNKNOWN_COMMAND)
 
     # notes -----------------------------------------------------------------------------
     async def receive_recording(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -340,11 +350,16 @@ class ChatHandlers:
         result = await self.intake.receive_media(user_id, chat_id, message.message_id, media)
         if not result.is_new:
             return  # Telegram redelivered it: it was acknowledged and queued the first time
-        ack = await self.chat.send(
-            chat_id, texts.voice_received(result), reply_to=message.message_id
-        )
-        if ack is not None:
-            await self.intake.remember_ack(user_id, result.note_id, ack.message_id)
+        try:
+            ack = await self.chat.send(
+                chat_id, texts.voice_received(result), reply_to=message.message_id
+            )
+            if ack is not None:
+                await self.intake.remember_ack(user_id, result.note_id, ack.message_id)
+        except Exception:
+            # The note is stored, so no apology (it would make the writer send it twice):
+            # it is transcribed anyway and the transcript comes as a new message.
+            log.warning("Could not acknowledge note %s", result.note_id, exc_info=True)
         self.worker.enqueue(result.note_id)
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -379,9 +394,13 @@ class ChatHandlers:
             await self._reply(update, texts.IMPORT_TOO_BIG)
             return
         user_id, chat_id = _ids(update)
-        data = await (await context.bot.get_file(document.file_id)).download_as_bytearray()
         try:
-            raw = bytes(data).decode("utf-8")
+            data = await self.chat.download_bytes(document.file_id)
+        except DownloadError:
+            await self._reply(update, texts.IMPORT_DOWNLOAD_FAILED)
+            return
+        try:
+            raw = data.decode("utf-8")
         except UnicodeDecodeError:
             await self._reply(update, texts.IMPORT_NOT_UTF8)
             return
@@ -417,7 +436,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if isinstance(update, Update) and update.callback_query is not None:
         try:
-            await update.callback_query.answer(text[:190], show_alert=True)
+            await update.callback_query.answer(texts.alert(text), show_alert=True)
         except Exception:
             log.debug("Could not answer callback query", exc_info=True)
         return

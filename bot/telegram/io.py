@@ -163,6 +163,14 @@ class TelegramChat:
                 chat_id, chunk, None, reply_markup if index == len(chunks) - 1 else None
             )
 
+    async def download_bytes(self, file_id: str) -> bytes:
+        """A small file from the chat, in memory; DownloadError when it cannot be had."""
+        try:
+            telegram_file = await self.bot.get_file(file_id)
+            return bytes(await telegram_file.download_as_bytearray())
+        except (TelegramError, RuntimeError) as exc:
+            raise DownloadError(type(exc).__name__) from exc
+
     async def send_document(
         self, chat_id: int, filename: str, content: bytes, caption: str = ""
     ) -> None:
@@ -170,6 +178,7 @@ class TelegramChat:
             # Bots may upload at most 50 MB; say so instead of failing at Telegram.
             await self.send(chat_id, texts.file_too_big_to_send(filename, len(content)))
             return
+
         async def send(caption_text: str, parse_mode: str | None) -> Message | bool:
             return await self.bot.send_document(
                 chat_id,
@@ -329,7 +338,11 @@ class TelegramNotifier:
             await self.chat.send(outcome.chat_id, text, reply_markup=markup)
 
     async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
+        # A courtesy: one plain edit attempt, no flood waits, no new message if it fails
+        # (the writer may have deleted the acknowledgement).
         try:
-            await self.chat.edit(chat_id, ack_message_id, texts.progress(percent))
-        except Exception:  # progress is a courtesy; never let it break the job
+            await self.chat.bot.edit_message_text(
+                texts.progress(percent), chat_id=chat_id, message_id=ack_message_id
+            )
+        except Exception:
             log.debug("Progress update failed", exc_info=True)

@@ -8,6 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain import FiledPart, Outline, SectionInfo
 from bot.services.notes import SectionNotes
+from bot.telegram import texts
 
 PICK_SECTION = "sec"
 MOVE = "mv"
@@ -63,7 +64,7 @@ def section_notes(page: SectionNotes) -> InlineKeyboardMarkup | None:
             InlineKeyboardButton(f"↪️ {n}", callback_data=f"{MOVE}:{note.part_id}"),
             InlineKeyboardButton(f"🗑 {n}", callback_data=f"{DELETE}:{note.part_id}"),
         ]
-        for n, note in enumerate(page.notes, start=1)
+        for n, note in texts.listed_notes(page)
     ]
     return InlineKeyboardMarkup(rows)
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.domain import ArticleInfo, FiledPart, IntakeResult, Outline, TranscriptionOutcome
+from bot.domain import (
+    ArticleInfo,
+    FiledPart,
+    IntakeResult,
+    Outline,
+    SectionInfo,
+    TranscriptionOutcome,
+)
 from bot.markdown import stamp
 from bot.render import escape
 from bot.services.drafting import DraftResult
-from bot.services.notes import Moved, SectionNotes
+from bot.services.notes import FiledNote, Moved, SectionNotes
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -18,7 +25,7 @@ I turn your voice notes into an article draft.
 2. /outline, then one section title a line (in the same message), sets its sections.
 3. Pick a section with /section <i>n</i> (or the buttons under /sections) and talk: \
 voice notes, audio files, round video notes and text messages are filed under it.
-4. /draft turns your notes into a structured English draft.
+4. /draft turns your notes into a structured draft (in English unless set otherwise).
 
 <b>Commands</b>
 /new <i>title</i> – start a new article and make it active
@@ -60,7 +67,8 @@ def outline(outline: Outline, heading: str | None = None) -> str:
         lines.append(f"{marker} {section.number}. {escape(section.title)} — {count}")
     if outline.kept_for_notes:
         kept = ", ".join(f"“{escape(t)}”" for t in outline.kept_for_notes)
-        lines.append(f"\nKept {kept} at the end because it holds notes.")
+        holds = "it holds" if len(outline.kept_for_notes) == 1 else "they hold"
+        lines.append(f"\nKept {kept} at the end because {holds} notes.")
     active = outline.active_section
     if active:
         lines.append(f"\nNew notes go to <b>{active.number}. {escape(active.title)}</b>.")
@@ -111,8 +119,8 @@ def _default_article_note(result: IntakeResult) -> str:
     if not result.created_default_article:
         return ""
     return (
-        f"(You had no article, so I started “{escape(result.article_title)}”; "
-        "rename your work with /new and /outline any time.)\n"
+        f"(You had no article, so I started “{escape(result.article_title)}”. "
+        "Give it sections with /outline.)\n"
     )
 
 
@@ -173,6 +181,8 @@ def draft_summary(result: DraftResult) -> str:
     if result.from_stored:
         return "Nothing new since the last draft, so here it is again."
     if result.section_number is not None:
+        if not result.sections_with_notes:
+            return f"✍️ Section {result.section_number} has no notes yet."
         state = "redrafted" if result.sections_regenerated else "unchanged since the last draft"
         return f"✍️ Section {result.section_number}: {state}.{coverage(result)}"
     unchanged = result.sections_with_notes - result.sections_regenerated
@@ -205,12 +215,23 @@ def section_notes(page: SectionNotes) -> str:
     if not page.notes:
         return f"{header}\n\nNothing filed here yet."
     lines = [header, ""]
-    for index, note in enumerate(page.notes, start=1):
+    if len(page.notes) > NOTES_LISTED:
+        lines.append(f"The latest {NOTES_LISTED}; /export notes has them all.\n")
+    for index, note in listed_notes(page):
         when = stamp(note.created_at)
         icon = KIND_ICONS.get(note.kind.value, "•")
         lines.append(f"{index}. {icon} {when}: {escape(note.preview)}")
     lines.append("\nThe buttons move (↪️) or delete (🗑) a note.")
     return "\n".join(lines)
+
+
+# Two buttons a note; Telegram's keyboards stop at about a hundred buttons.
+NOTES_LISTED = 20
+
+
+def listed_notes(page: SectionNotes) -> list[tuple[int, FiledNote]]:
+    """The notes /notes shows, numbered as in the whole section."""
+    return list(enumerate(page.notes, start=1))[-NOTES_LISTED:]
 
 
 KIND_ICONS = {"voice": "🎙", "audio": "🎧", "video": "📹", "text": "📝"}
@@ -234,6 +255,8 @@ def deleted(preview: str) -> str:
 
 
 def undone(preview: str) -> str:
+    if not preview:
+        return "↩️ Removed your last note (it was still being transcribed)."
     return f"↩️ Removed your last note: “{escape(preview)}”."
 
 
@@ -253,3 +276,25 @@ def file_too_big_to_send(filename: str, size: int) -> str:
         f"{escape(filename)} is {size / 1_048_576:.0f} MB, more than Telegram lets a bot send "
         "(50 MB). Try /export for the draft alone."
     )
+
+
+UNDONE_IN_PROGRESS = "↩️ Removed before it was transcribed."
+NOWHERE_TO_MOVE = "This article has only one section. Add sections with /outline first."
+MOVED_SHORT = "Moved"
+DELETED_SHORT = "Deleted"
+BUTTON_EXPIRED = "That button has expired."
+NOTES_USAGE = "Send /notes for the active section or /notes <i>n</i>."
+NOTES_EXPORT_CAPTION = "All your transcripts, grouped by section."
+DRAFT_EXPORT_CAPTION = "The latest draft."
+UNKNOWN_COMMAND = "I don't know that command. Send /help for the list."
+IMPORT_DOWNLOAD_FAILED = "I couldn't download that file from Telegram. Please send it again."
+# Telegram allows 200 characters in a button's alert.
+ALERT_LIMIT = 190
+
+
+def alert(text: str) -> str:
+    return text if len(text) <= ALERT_LIMIT else text[: ALERT_LIMIT - 1] + "…"
+
+
+def now_filing_under(section: SectionInfo) -> str:
+    return alert(f"Now filing under {section.number}. {section.title}")

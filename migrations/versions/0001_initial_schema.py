@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("articles", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_articles_owner_id"), ["owner_id"], unique=False)
@@ -50,9 +51,11 @@ def upgrade() -> None:
         sa.Column("markdown", sa.Text(), nullable=False),
         sa.Column("sections_regenerated", sa.Integer(), nullable=False),
         sa.Column("model", sa.String(length=200), nullable=False),
+        sa.Column("figures", sa.Text(), server_default="{}", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["article_id"], ["articles.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("draft_versions", schema=None) as batch_op:
         batch_op.create_index(
@@ -68,6 +71,7 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(["article_id"], ["articles.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("sections", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sections_article_id"), ["article_id"], unique=False)
@@ -112,6 +116,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["section_id"], ["sections.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("chat_id", "message_id", name="uq_notes_chat_message"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("notes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_notes_article_id"), ["article_id"], unique=False)
@@ -131,6 +136,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["section_id"], ["sections.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("article_id", "cache_key", name="uq_section_drafts_key"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("section_drafts", schema=None) as batch_op:
         batch_op.create_index(
@@ -148,8 +154,9 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(["note_id"], ["notes.id"], ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["section_id"], ["sections.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["section_id"], ["sections.id"], ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("note_parts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_note_parts_note_id"), ["note_id"], unique=False)
@@ -197,3 +204,6 @@ def downgrade() -> None:
 
     op.drop_table("articles")
     op.drop_table("users")
+    # PostgreSQL keeps enum types after their tables are gone; drop them so upgrade works again.
+    sa.Enum(name="note_status").drop(op.get_bind(), checkfirst=True)
+    sa.Enum(name="note_kind").drop(op.get_bind(), checkfirst=True)
