@@ -28,7 +28,8 @@ from bot.telegram.handlers import (
     on_error,
 )
 from bot.telegram.io import TelegramAudioSource, TelegramChat, TelegramNotifier
-from bot.transcription.whisper import Transcriber, WhisperTranscriber
+from bot.transcription.base import Transcriber
+from bot.transcription.whisper import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 

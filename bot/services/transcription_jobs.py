@@ -20,11 +20,7 @@ from bot.db.repository import JobQueries, Repository
 from bot.domain import TranscriptionOutcome
 from bot.services.filing import file_transcript
 from bot.services.threads import run_in_daemon_thread
-from bot.transcription.whisper import (
-    Transcriber,
-    TranscriptionCancelled,
-    TranscriptionError,
-)
+from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
 
 log = logging.getLogger(__name__)
 
