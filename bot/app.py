@@ -14,6 +14,7 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.config import Settings
 from bot.db.session import create_engine, create_session_factory
 from bot.llm.client import StructuredLLM
+from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
 from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
@@ -46,6 +47,7 @@ class Runtime:
     worker: TranscriptionWorker
     chat: TelegramChat
     writer: LLMDraftWriter | None
+    router: LLMRouter | None
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
@@ -61,18 +63,32 @@ def load_transcriber(settings: Settings) -> Transcriber:
     )
 
 
-def build_writer(settings: Settings) -> LLMDraftWriter | None:
-    """The LLM draft writer, or None when no endpoint is configured (prompts checked now)."""
-    if not settings.llm_configured:
-        log.warning("No LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): /draft is off.")
-        return None
-    llm = StructuredLLM(
+def _llm(settings: Settings) -> StructuredLLM:
+    return StructuredLLM(
         base_url=settings.openai_base_url or None,
         api_key=settings.openai_api_key.get_secret_value(),
         model=settings.openai_model,
         timeout=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
     )
+
+
+def build_router(settings: Settings) -> LLMRouter | None:
+    """The optional LLM routing step (LLM_ROUTING), when an endpoint is configured."""
+    if not settings.llm_routing:
+        return None
+    if not settings.llm_configured:
+        log.warning("LLM_ROUTING is on but no LLM is configured; routing by spoken titles only.")
+        return None
+    return LLMRouter(_llm(settings))
+
+
+def build_writer(settings: Settings) -> LLMDraftWriter | None:
+    """The LLM draft writer, or None when no endpoint is configured (prompts checked now)."""
+    if not settings.llm_configured:
+        log.warning("No LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): /draft is off.")
+        return None
+    llm = _llm(settings)
     return LLMDraftWriter(
         llm, language=settings.draft_language, context_tokens=settings.llm_context_tokens
     )
@@ -95,12 +111,14 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         .build()
     )
     chat = TelegramChat(app.bot)
+    router = build_router(settings)
     worker = TranscriptionWorker(
         sessions,
         transcriber,
         TelegramAudioSource(app.bot),
         TelegramNotifier(chat),
         settings.audio_dir,
+        router=router,
     )
     writer = build_writer(settings)
     handlers = ChatHandlers(
@@ -115,7 +133,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
     )
     handlers.register(app)
     app.add_error_handler(on_error)
-    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer)
+    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer, router)
     app.bot_data["chat"] = chat
     return app
 
@@ -146,6 +164,8 @@ async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
     await runtime.worker.stop()
     if runtime.writer is not None:
         await runtime.writer.close()
+    if runtime.router is not None:
+        await runtime.router.close()
     await runtime.engine.dispose()
 
 

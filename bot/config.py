@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     draft_language: str = "English"
     # After drafting a section, ask the LLM which points were lost and which citations fail.
     draft_check: bool = True
+    # Ask the LLM where a voice note that names no section belongs, and offer new headings.
+    llm_routing: bool = False
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

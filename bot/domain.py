@@ -81,6 +81,12 @@ class FiledPart:
 
 
 @dataclass(frozen=True)
+class SuggestedSection:
+    id: int
+    title: str
+
+
+@dataclass(frozen=True)
 class TranscriptionOutcome:
     """What a finished transcription job tells the writer."""
 
@@ -90,4 +96,5 @@ class TranscriptionOutcome:
     ok: bool
     transcript: str = ""
     parts: list[FiledPart] = field(default_factory=list)
+    suggestions: list[SuggestedSection] = field(default_factory=list)
     failure: str = ""  # user-safe reason when not ok

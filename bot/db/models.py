@@ -172,6 +172,21 @@ class NotePart(Base):
     note: Mapped[Note] = relationship(back_populates="parts")
 
 
+class SectionSuggestion(Base):
+    """A heading the writer spoke that is not in the outline yet, offered as a new section."""
+
+    __tablename__ = "section_suggestions"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class SectionDraft(Base):
     """A drafted piece of an article, reused while its notes, prompt and model stay the same.
 

@@ -18,6 +18,7 @@ from bot.db.models import (
     NoteStatus,
     Section,
     SectionDraft,
+    SectionSuggestion,
     User,
 )
 
@@ -219,6 +220,24 @@ class Repository:
             .order_by(Note.created_at, Note.id, NotePart.position)
         )
         return [(part, note) for part, note in rows]
+
+    # suggested sections ----------------------------------------------------------------
+    async def add_suggestion(self, article_id: int, note_id: int, title: str) -> int:
+        suggestion = SectionSuggestion(article_id=article_id, note_id=note_id, title=title)
+        self.session.add(suggestion)
+        await self.session.flush()
+        return suggestion.id
+
+    async def suggestion(self, suggestion_id: int) -> SectionSuggestion | None:
+        return await self.session.scalar(
+            select(SectionSuggestion)
+            .join(Article, Article.id == SectionSuggestion.article_id)
+            .where(Article.owner_id == self.owner_id, SectionSuggestion.id == suggestion_id)
+        )
+
+    async def delete_suggestion(self, suggestion: SectionSuggestion) -> None:
+        await self.session.delete(suggestion)
+        await self.session.flush()
 
     # drafts ----------------------------------------------------------------------------
     async def cached_draft(self, article_id: int, cache_key: str) -> SectionDraft | None:

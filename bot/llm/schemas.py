@@ -58,6 +58,19 @@ class CoverageReport(BaseModel):
     citations: list[CitationVerdict]
 
 
+class RoutingAdvice(BaseModel):
+    """Where a note that names no section belongs, and new headings it speaks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    section_number: int | None = Field(
+        description="1-based outline section for the note, or null if none fits."
+    )
+    new_headings: list[str] = Field(
+        description="Headings spoken aloud that are not in the outline."
+    )
+
+
 @dataclass(frozen=True)
 class NoteForDraft:
     """A note as the LLM sees it."""

@@ -9,12 +9,15 @@ from bot.services.outline import DEFAULT_SECTION_TITLE
 from bot.services.routing import RoutedPart, SectionTitle, split_by_spoken_titles
 
 
-async def file_transcript(repo: Repository, note: Note, text: str) -> list[FiledPart]:
+async def file_transcript(
+    repo: Repository, note: Note, text: str, *, unnamed_section_id: int | None = None
+) -> list[FiledPart]:
     """Store the note's text as parts under its article's sections; caller owns the transaction.
 
     Text before any spoken title goes to the section the note was addressed to (or, if that
     section was removed meanwhile, the article's active one); each part after a title the
-    writer speaks goes to that title's section.
+    writer speaks goes to that title's section. A note that speaks no title at all goes to
+    `unnamed_section_id` when one is given (the optional LLM routing's advice).
     """
     sections = list(await repo.sections(note.article_id))
     if not sections:
@@ -26,6 +29,13 @@ async def file_transcript(repo: Repository, note: Note, text: str) -> list[Filed
     routed = split_by_spoken_titles(
         text, [SectionTitle(s.id, s.title) for s in sections], default.id
     ) or [RoutedPart(default.id, text, False)]
+    if (
+        unnamed_section_id is not None
+        and unnamed_section_id in numbers
+        and len(routed) == 1
+        and not routed[0].title_spoken
+    ):
+        routed = [RoutedPart(unnamed_section_id, routed[0].text, False)]
     filed = []
     for position, piece in enumerate(routed):
         part = await repo.add_part(note, piece.section_id, piece.text, position)

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import UNFINISHED_STATUSES, NoteStatus
 from bot.db.repository import Repository
-from bot.domain import NoteKind, SectionInfo, UserError
-from bot.services.outline import require_article
+from bot.domain import FiledPart, NoteKind, SectionInfo, UserError
+from bot.services.filing import file_transcript
+from bot.services.outline import clean_title, normalise_title, require_article
 
 PREVIEW_WORDS = 12
 
@@ -40,6 +41,12 @@ class Undone:
     pending: bool
     chat_id: int
     ack_message_id: int | None
+
+
+@dataclass(frozen=True)
+class AcceptedSection:
+    section: SectionInfo
+    parts: list[FiledPart]  # the note, filed again with the new section in the outline
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,34 @@ class NotesService:
             )
             await repo.delete_note(note)
             return undone
+
+    async def accept_suggestion(self, owner_id: int, suggestion_id: int) -> AcceptedSection:
+        """Add a spoken heading as the article's last section and re-file its note."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            suggestion = await repo.suggestion(suggestion_id)
+            if suggestion is None:
+                raise UserError("That suggestion was already used or has expired.")
+            sections = list(await repo.sections(suggestion.article_id))
+            if normalise_title(suggestion.title) not in {
+                normalise_title(s.title) for s in sections
+            }:
+                await repo.add_section(
+                    suggestion.article_id, len(sections) + 1, clean_title(suggestion.title)
+                )
+            note = await repo.note(suggestion.note_id)
+            parts: list[FiledPart] = []
+            if note is not None and note.status == NoteStatus.TRANSCRIBED and note.transcript:
+                # Filed again so that what follows the heading moves under the new section.
+                for part in await repo.parts_of(note.id):
+                    await repo.delete_part(part)
+                parts = await file_transcript(repo, note, note.transcript)
+            await repo.delete_suggestion(suggestion)
+            outline = await _section_infos(repo, suggestion.article_id)
+            added = next(
+                s for s in outline if normalise_title(s.title) == normalise_title(suggestion.title)
+            )
+            return AcceptedSection(added, parts)
 
     async def edit_text_note(
         self, owner_id: int, chat_id: int, message_id: int, new_text: str

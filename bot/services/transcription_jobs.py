@@ -9,7 +9,9 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -17,8 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Note, NoteStatus, utcnow
 from bot.db.repository import JobQueries, Repository
-from bot.domain import TranscriptionOutcome
+from bot.domain import SuggestedSection, TranscriptionOutcome
+from bot.llm.schemas import NoteForDraft, RoutingAdvice
+from bot.services.citations import quote_in
 from bot.services.filing import file_transcript
+from bot.services.outline import MAX_TITLE_CHARS, normalise_title
 from bot.services.threads import run_in_daemon_thread
 from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
 
@@ -51,6 +56,14 @@ class AudioSource(Protocol):
         ...
 
 
+class NoteRouter(Protocol):
+    async def advise(
+        self, article_title: str, outline: Sequence[str], note: NoteForDraft
+    ) -> RoutingAdvice:
+        """Suggest a section for a note that names none, and new spoken headings."""
+        ...
+
+
 class Notifier(Protocol):
     async def deliver(self, outcome: TranscriptionOutcome) -> None:
         """Tell the writer how a transcription ended."""
@@ -71,6 +84,9 @@ class _Job:
     duration: int | None
     audio_path: Path | None
     prompt: str
+    article_title: str
+    outline: list[str]
+    created_at: datetime
 
 
 # User-facing reasons, stored on the note and shown in chat.
@@ -102,12 +118,14 @@ class TranscriptionWorker:
         audio_source: AudioSource,
         notifier: Notifier,
         audio_dir: Path,
+        router: NoteRouter | None = None,
     ) -> None:
         self._sessions = sessions
         self._transcriber = transcriber
         self._audio = audio_source
         self._notifier = notifier
         self._audio_dir = audio_dir
+        self._router = router
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
         self._task: asyncio.Task[None] | None = None
@@ -223,7 +241,8 @@ class TranscriptionWorker:
         if not transcript.text or transcript.speech_duration < MIN_SPEECH_SECONDS:
             await self._finish_failed(job, NO_SPEECH, path)
             return
-        outcome = await self._file(job, transcript.text, transcript.language)
+        advice = await self._advise(job, transcript.text)
+        outcome = await self._file(job, transcript.text, transcript.language, advice)
         # Filed, or the note was deleted meanwhile: either way the audio is no longer needed.
         _discard(path)
         if outcome is not None:
@@ -254,6 +273,7 @@ class TranscriptionWorker:
                 gave_up = None
             article = await repo.article(note.article_id)
             titles = [s.title for s in await repo.sections(note.article_id)]
+            article_title = article.title if article else ""
             prompt = ". ".join([article.title, *titles] if article else titles) + "."
             if gave_up is not None:
                 return gave_up
@@ -266,6 +286,9 @@ class TranscriptionWorker:
                 duration=note.duration,
                 audio_path=Path(note.audio_path) if note.audio_path else None,
                 prompt=prompt,
+                article_title=article_title,
+                outline=titles,
+                created_at=note.created_at,
             )
 
     async def _ensure_audio(self, job: _Job) -> Path:
@@ -289,8 +312,21 @@ class TranscriptionWorker:
                 note.audio_path = str(destination)
         return destination
 
+    async def _advise(self, job: _Job, text: str) -> RoutingAdvice | None:
+        """The optional LLM routing; any failure falls back to the deterministic filing."""
+        if self._router is None:
+            return None
+        note = NoteForDraft(f"N{job.note_id}", job.created_at, "voice", text)
+        try:
+            return await self._router.advise(job.article_title, job.outline, note)
+        except Exception:
+            log.warning(
+                "LLM routing failed for note %s; filing without it", job.note_id, exc_info=True
+            )
+            return None
+
     async def _file(
-        self, job: _Job, text: str, language: str | None
+        self, job: _Job, text: str, language: str | None, advice: RoutingAdvice | None = None
     ) -> TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
@@ -302,7 +338,23 @@ class TranscriptionWorker:
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
-            filed = await file_transcript(repo, note, text)
+            sections = list(await repo.sections(note.article_id))
+            number = advice.section_number if advice is not None else None
+            unnamed = sections[number - 1].id if number and 1 <= number <= len(sections) else None
+            filed = await file_transcript(repo, note, text, unnamed_section_id=unnamed)
+            suggestions = []
+            known = {normalise_title(s.title) for s in sections}
+            for heading in advice.new_headings if advice is not None else []:
+                title = " ".join(heading.split()).strip(" .,:;!?-–—")
+                key = normalise_title(title)
+                # Only headings really spoken in this note, new to the outline, offered once.
+                if not key or key in known or len(title) > MAX_TITLE_CHARS:
+                    continue
+                if not quote_in(title, text):
+                    continue
+                known.add(key)
+                suggestion_id = await repo.add_suggestion(note.article_id, note.id, title)
+                suggestions.append(SuggestedSection(suggestion_id, title))
             return TranscriptionOutcome(
                 note_id=note.id,
                 chat_id=note.chat_id,
@@ -310,6 +362,7 @@ class TranscriptionWorker:
                 ok=True,
                 transcript=text,
                 parts=filed,
+                suggestions=suggestions,
             )
 
     async def _finish_failed(self, job: _Job, reason: str, audio: Path | None = None) -> None:

@@ -225,6 +225,14 @@ class ChatHandlers:
                 await query.answer(texts.MOVED_SHORT)
                 if message is not None:
                     await self.chat.edit(chat_id, message.message_id, texts.moved(moved))
+            elif action == keyboards.ADD_SECTION and len(ids) == 1:
+                accepted = await self.notes.accept_suggestion(user_id, ids[0])
+                await query.answer(texts.ADDED_SHORT)
+                await self.chat.send(
+                    chat_id,
+                    texts.section_added(accepted),
+                    reply_markup=keyboards.filed_parts(accepted.parts),
+                )
             elif action == keyboards.DELETE and len(ids) == 1:
                 preview = await self.notes.delete_part(user_id, ids[0])
                 await query.answer(texts.DELETED_SHORT)

@@ -331,7 +331,7 @@ class TelegramNotifier:
 
     async def deliver(self, outcome: TranscriptionOutcome) -> None:
         text = texts.transcription_done(outcome)
-        markup = keyboards.filed_parts(outcome.parts) if outcome.ok else None
+        markup = keyboards.filed_parts(outcome.parts, outcome.suggestions) if outcome.ok else None
         if outcome.ack_message_id is not None:
             await self.chat.edit(outcome.chat_id, outcome.ack_message_id, text, reply_markup=markup)
         else:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import FiledPart, Outline, SectionInfo
+from bot.domain import FiledPart, Outline, SectionInfo, SuggestedSection
 from bot.services.notes import SectionNotes
 from bot.telegram import texts
 
@@ -14,6 +14,7 @@ PICK_SECTION = "sec"
 MOVE = "mv"
 MOVE_TO = "mvto"
 DELETE = "del"
+ADD_SECTION = "addsec"
 LABEL_CHARS = 40
 
 
@@ -36,24 +37,33 @@ def sections(outline: Outline) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows)
 
 
-def filed_parts(parts: Sequence[FiledPart]) -> InlineKeyboardMarkup | None:
-    if not parts:
-        return None
+def filed_parts(
+    parts: Sequence[FiledPart], suggestions: Sequence[SuggestedSection] = ()
+) -> InlineKeyboardMarkup | None:
+    rows: list[list[InlineKeyboardButton]] = []
     if len(parts) == 1:
-        return InlineKeyboardMarkup(
+        rows.append(
             [
-                [
-                    InlineKeyboardButton(
-                        "↪️ Move to another section", callback_data=f"{MOVE}:{parts[0].part_id}"
-                    )
-                ]
+                InlineKeyboardButton(
+                    "↪️ Move to another section", callback_data=f"{MOVE}:{parts[0].part_id}"
+                )
             ]
         )
-    buttons = [
-        InlineKeyboardButton(f"↪️ Move part {n}", callback_data=f"{MOVE}:{p.part_id}")
-        for n, p in enumerate(parts, start=1)
+    elif parts:
+        buttons = [
+            InlineKeyboardButton(f"↪️ Move part {n}", callback_data=f"{MOVE}:{p.part_id}")
+            for n, p in enumerate(parts, start=1)
+        ]
+        rows += [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    rows += [
+        [
+            InlineKeyboardButton(
+                _label(f"➕ Add section “{s.title}”"), callback_data=f"{ADD_SECTION}:{s.id}"
+            )
+        ]
+        for s in suggestions
     ]
-    return InlineKeyboardMarkup([buttons[i : i + 3] for i in range(0, len(buttons), 3)])
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def section_notes(page: SectionNotes) -> InlineKeyboardMarkup | None:

@@ -15,7 +15,7 @@ from bot.domain import (
 from bot.markdown import stamp
 from bot.render import escape
 from bot.services.drafting import DraftResult
-from bot.services.notes import FiledNote, Moved, SectionNotes
+from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -142,12 +142,23 @@ def too_big(size_bytes: int, limit_bytes: int) -> str:
 def transcription_done(outcome: TranscriptionOutcome) -> str:
     if not outcome.ok:
         return f"⚠️ {escape(outcome.failure)}"
-    if len(outcome.parts) == 1:
-        part = outcome.parts[0]
+    text = _filed(outcome.transcript, outcome.parts)
+    if outcome.suggestions:
+        spoken = ", ".join(f"“{escape(s.title)}”" for s in outcome.suggestions)
+        text += (
+            f"\n\nYou also spoke {spoken}, not in the outline yet: "
+            "the buttons below add it as a section."
+        )
+    return text
+
+
+def _filed(transcript: str, parts: list[FiledPart]) -> str:
+    if len(parts) == 1:
+        part = parts[0]
         where = f"<b>{part.section_number}. {escape(part.section_title)}</b>"
-        return f"✅ Filed under {where}:\n\n{escape(outcome.transcript)}"
-    lines = [f"✅ You spoke section titles, so I filed this note in {len(outcome.parts)} parts:"]
-    for index, part in enumerate(outcome.parts, start=1):
+        return f"✅ Filed under {where}:\n\n{escape(transcript)}"
+    lines = [f"✅ You spoke section titles, so I filed this note in {len(parts)} parts:"]
+    for index, part in enumerate(parts, start=1):
         lines.append(
             f"\n<b>Part {index} → {part.section_number}. {escape(part.section_title)}</b>\n"
             f"{escape(part.text)}"
@@ -298,3 +309,15 @@ def alert(text: str) -> str:
 
 def now_filing_under(section: SectionInfo) -> str:
     return alert(f"Now filing under {section.number}. {section.title}")
+
+
+ADDED_SHORT = "Section added"
+
+
+def section_added(accepted: AcceptedSection) -> str:
+    section = accepted.section
+    head = f"➕ Added <b>{section.number}. {escape(section.title)}</b> to the outline."
+    if not accepted.parts:
+        return head
+    where = ", ".join(f"{p.section_number}. {escape(p.section_title)}" for p in accepted.parts)
+    return f"{head} The note is now filed under {where}."
