@@ -91,6 +91,20 @@ async def test_unsupported_document_is_refused_and_audio_document_is_accepted(
     bot.send_document(WRITER, pdf, file_name="notes.pdf", mime_type="application/pdf", file_size=18)
     await bot.wait_for_text(WRITER, "can only file voice notes")
     assert not bot.calls("getFile")
+    bot.enqueue_raw(
+        {
+            "message": {
+                "message_id": 900,
+                "date": 0,
+                "chat": {"id": WRITER, "type": "private"},
+                "from": {"id": WRITER, "is_bot": False, "first_name": "Writer"},
+                "location": {"latitude": 52.5, "longitude": 13.4},
+            }
+        }
+    )
+    await bot.wait_for(
+        lambda: len([m for m in bot.sent_messages(WRITER) if "can only file" in m.text]) == 2
+    )
     data = (AUDIO / "pipelines.ogg").read_bytes()
     ogg = bot.add_file(data)
     bot.send_document(WRITER, ogg, file_name="memo.ogg", mime_type="audio/ogg", file_size=len(data))

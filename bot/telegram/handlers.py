@@ -102,16 +102,12 @@ class ChatHandlers:
                 self.edited_text,
             )
         )
-        recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE
+        recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.VIDEO
         app.add_handler(
             MessageHandler(recordings & filters.UpdateType.MESSAGE, self.receive_recording)
         )
         app.add_handler(
-            MessageHandler(
-                (filters.Document.ALL | filters.VIDEO | filters.PHOTO | filters.Sticker.ALL)
-                & filters.UpdateType.MESSAGE,
-                self.unsupported,
-            )
+            MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, self.unsupported)
         )
         app.add_handler(
             MessageHandler(
@@ -121,6 +117,8 @@ class ChatHandlers:
         app.add_handler(
             MessageHandler(filters.COMMAND & filters.UpdateType.MESSAGE, self.unknown_command)
         )
+        # Photos, stickers, locations, polls…: say what the bot takes instead of staying silent.
+        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self.unsupported))
 
     # access ----------------------------------------------------------------------------
     async def check_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -453,21 +451,17 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def _media(message: Message) -> IncomingMedia | None:
-    if message.voice:
-        v = message.voice
-        return IncomingMedia(
-            NoteKind.VOICE, v.file_id, v.file_unique_id, _secs(v.duration), v.file_size
-        )
-    if message.audio:
-        a = message.audio
-        return IncomingMedia(
-            NoteKind.AUDIO, a.file_id, a.file_unique_id, _secs(a.duration), a.file_size
-        )
-    if message.video_note:
-        n = message.video_note
-        return IncomingMedia(
-            NoteKind.VIDEO, n.file_id, n.file_unique_id, _secs(n.duration), n.file_size
-        )
+    recordings = (
+        (NoteKind.VOICE, message.voice),
+        (NoteKind.AUDIO, message.audio),
+        (NoteKind.VIDEO, message.video_note),
+        (NoteKind.VIDEO, message.video),
+    )
+    for kind, media in recordings:
+        if media is not None:
+            return IncomingMedia(
+                kind, media.file_id, media.file_unique_id, _secs(media.duration), media.file_size
+            )
     if message.document:
         d = message.document
         return IncomingMedia(NoteKind.AUDIO, d.file_id, d.file_unique_id, None, d.file_size)

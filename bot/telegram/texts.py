@@ -49,8 +49,8 @@ SECTION_USAGE = "Which section? Send its number, e.g. <code>/section 2</code> (s
 USE_USAGE = "Which article? Send its number, e.g. <code>/use 2</code> (see /articles)."
 NO_ARTICLE = "You have no article yet. Start one with /new <i>title</i>, or just send a note."
 UNSUPPORTED_FILE = (
-    "I can only file voice notes, audio files, round video notes, text, and transcripts as "
-    ".txt or .md files. That file wasn't stored."
+    "I can only file voice notes, audio and video files, round video notes, text messages, "
+    "and transcripts as .txt or .md files. That wasn't stored."
 )
 IMPORT_TOO_BIG = "That transcript file is over 1 MB; split it into smaller files."
 IMPORT_NOT_UTF8 = "I couldn't read that file as text (it should be UTF-8)."
