@@ -387,3 +387,13 @@ async def test_server_context_limit_below_our_estimate_is_absorbed_everywhere(
     assert result.markdown.count("Drafted from N") >= 4
     assert model.intro_text in result.markdown  # the introduction was shortened, not lost
     await writer.close()
+
+
+async def test_models_that_reject_a_temperature_are_asked_without_one(
+    drafts: DraftService, article: IntakeService, llm_server: FakeOpenAI
+) -> None:
+    llm_server.reject_temperature = True
+    result = await drafts.draft(WRITER)
+    assert result.sections_regenerated == 2
+    rejected = [c for c in llm_server.calls if c.status == 400]
+    assert len(rejected) == 1, "asked once with a temperature, then never again"

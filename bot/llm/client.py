@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BACKOFF_S = 20.0
+# Low but not zero: faithful editing, with enough freedom to turn speech into prose.
+DRAFT_TEMPERATURE = 0.2
 
 
 class LLMError(UserError):
@@ -88,6 +90,7 @@ class StructuredLLM:
         self.model = model
         self._max_retries = max_retries
         self._json_schema_supported = True
+        self._send_temperature = True
 
     async def close(self) -> None:
         await self._client.close()
@@ -166,11 +169,13 @@ class StructuredLLM:
         attempt = 0
         while True:
             try:
+                # Reasoning models reject a temperature; once told so, we stop sending it.
+                extra = {"temperature": DRAFT_TEMPERATURE} if self._send_temperature else {}
                 response = await self._client.chat.completions.create(  # type: ignore[call-overload]
                     model=self.model,
                     messages=messages,
                     response_format=response_format,
-                    temperature=0.2,
+                    **extra,
                 )
             except openai.RateLimitError as exc:
                 if exc.code == "insufficient_quota" or exc.type == "insufficient_quota":
@@ -187,7 +192,11 @@ class StructuredLLM:
                 raise LLMError(NOT_FOUND, kind="not_found") from None
             except openai.PermissionDeniedError:
                 raise LLMError(AUTH, kind="auth") from None
-            except openai.BadRequestError:
+            except openai.BadRequestError as exc:
+                if self._send_temperature and _is_about(exc, "temperature"):
+                    log.info("Model rejects a temperature; asking without one")
+                    self._send_temperature = False
+                    continue
                 raise  # the caller tells a context-length or format problem from the rest
             except openai.APIError as exc:
                 # Anything else the endpoint says (409, 413, 422, odd proxies): not retried.
@@ -217,6 +226,10 @@ class StructuredLLM:
         return str(message.content or "")
 
 
-def _is_response_format_unsupported(exc: openai.BadRequestError) -> bool:
+def _is_about(exc: openai.BadRequestError, *words: str) -> bool:
     text = f"{exc.message} {exc.param or ''}".lower()
-    return "response_format" in text or "json_schema" in text
+    return any(word in text for word in words)
+
+
+def _is_response_format_unsupported(exc: openai.BadRequestError) -> bool:
+    return _is_about(exc, "response_format", "json_schema")

@@ -323,6 +323,7 @@ class FakeOpenAI:
         self._responder: Responder = default_responder
         self._schema_responders: dict[str, Responder] = {}
         self._reject_json_schema = False
+        self.reject_temperature = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -561,6 +562,17 @@ class FakeOpenAI:
                 await self._hang()
         if reject_schema and uses_json_schema:
             return self._no_json_schema()
+        if self.reject_temperature and "temperature" in call.body:
+            # What reasoning models answer when asked for a sampling temperature.
+            return self._json(
+                400,
+                _error_body(
+                    "Unsupported parameter: 'temperature' is not supported with this model.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    "temperature",
+                ),
+            )
         if max_tokens is not None and call.approx_tokens > max_tokens:
             return self._context_length()
 
