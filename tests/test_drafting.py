@@ -397,3 +397,15 @@ async def test_models_that_reject_a_temperature_are_asked_without_one(
     assert result.sections_regenerated == 2
     rejected = [c for c in llm_server.calls if c.status == 400]
     assert len(rejected) == 1, "asked once with a temperature, then never again"
+
+
+async def test_notes_still_being_transcribed_are_counted_not_drafted(
+    drafts: DraftService, article: IntakeService
+) -> None:
+    from bot.domain import IncomingMedia, NoteKind
+
+    media = IncomingMedia(NoteKind.VOICE, "file-1", "u-1", 30, 1000)
+    await article.receive_media(WRITER, CHAT, 40, media)
+    result = await drafts.draft(WRITER)
+    assert result.unfinished_notes == 1
+    assert result.sections_regenerated == 2  # the pending note is not in any section yet

@@ -79,6 +79,7 @@ class DraftResult:
     from_stored: bool  # nothing changed: the stored draft was sent again
     figures: Figures
     sections: list[SectionReport]
+    unfinished_notes: int = 0
     section_number: int | None = None
 
 
@@ -97,6 +98,7 @@ class _Snapshot:
     sections: list[_Section]
     cached: dict[str, str]  # cache key -> stored JSON
     latest_markdown: str | None
+    unfinished: int  # notes still being transcribed, so not in this draft
 
 
 def _cache_key(kind: str, version: str, model: str, language: str, payload: object) -> str:
@@ -227,6 +229,7 @@ class DraftService:
                 from_stored=from_stored,
                 figures=figures,
                 sections=reports,
+                unfinished_notes=snapshot.unfinished,
                 section_number=section_number,
             )
 
@@ -260,12 +263,8 @@ class DraftService:
     async def notes_export(self, owner_id: int) -> tuple[str, str]:
         """Every transcript grouped by section, as (filename, markdown)."""
         snapshot = await self._snapshot(owner_id, with_cache=False)
-        async with self._sessions.begin() as session:
-            unfinished = await Repository(session, owner_id).unfinished_note_count(
-                snapshot.article_id
-            )
         markdown = render_notes_export(
-            snapshot.title, [(s.title, s.notes) for s in snapshot.sections], unfinished
+            snapshot.title, [(s.title, s.notes) for s in snapshot.sections], snapshot.unfinished
         )
         return f"{slugify(snapshot.title)}-notes.md", markdown
 
@@ -298,6 +297,7 @@ class DraftService:
                 sections,
                 cached,
                 latest.markdown if latest else None,
+                await repo.unfinished_note_count(article.id),
             )
 
     async def _store(

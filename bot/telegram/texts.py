@@ -189,6 +189,15 @@ EXPORT_USAGE = "Send /export for the draft, or /export notes for all transcripts
 
 
 def draft_summary(result: DraftResult) -> str:
+    waiting = result.unfinished_notes
+    if waiting:
+        noun = "note is" if waiting == 1 else "notes are"
+        pending = f"⏳ {waiting} {noun} still being transcribed and not in it yet."
+        return f"{_draft_summary(result)}\n{pending}"
+    return _draft_summary(result)
+
+
+def _draft_summary(result: DraftResult) -> str:
     if result.from_stored:
         return "Nothing new since the last draft, so here it is again."
     if result.section_number is not None:
