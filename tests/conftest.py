@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +19,8 @@ from bot.db.session import create_engine, create_session_factory
 from bot.transcription.whisper import WhisperTranscriber
 
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
+# start_bot(**settings) -> `async with` context running the real bot
+StartBot = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 # The machines this project runs on start PostgreSQL with trust auth on 127.0.0.1; elsewhere
@@ -139,3 +143,18 @@ def bot_settings(tmp_path: Path, telegram, model_path: str, **extra: object):  #
         **extra,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture
+def start_bot(  # type: ignore[no-untyped-def]
+    tmp_path: Path, telegram, whisper: WhisperTranscriber, tiny_model_path: str
+) -> StartBot:
+    """Run the real bot against the fake Telegram server: `async with start_bot(**settings):`."""
+    from bot.app import build_application, running
+
+    def start(**extra: object) -> AbstractAsyncContextManager[Any]:
+        settings = bot_settings(tmp_path, telegram, tiny_model_path, **extra)
+        upgrade_to_head(settings.database_url)
+        return running(build_application(settings, whisper))
+
+    return start

@@ -8,23 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_application, running
-from bot.db.migrate import upgrade_to_head
 from bot.db.models import NoteStatus
 from bot.services import transcription_jobs
-from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, bot_settings
+from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
 
 
 @pytest.fixture
-async def bot(
-    tmp_path: Path, telegram: FakeTelegram, whisper: WhisperTranscriber, tiny_model_path: str
-) -> AsyncIterator[FakeTelegram]:
-    settings = bot_settings(tmp_path, telegram, tiny_model_path)
-    upgrade_to_head(settings.database_url)
-    async with running(build_application(settings, whisper)):
+async def bot(telegram: FakeTelegram, start_bot: StartBot) -> AsyncIterator[FakeTelegram]:
+    async with start_bot():
         await say(telegram, "/new Robustness", "Robustness")
         yield telegram
 

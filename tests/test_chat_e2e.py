@@ -12,12 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.app import build_application, running
-from bot.db.migrate import upgrade_to_head
 from bot.db.models import Note, NoteStatus
 from bot.db.session import create_engine, create_session_factory
-from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, bot_settings
+from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import FakeTelegram
 
 WRITER = 1001
@@ -33,13 +30,8 @@ def wer(reference: str, hypothesis: str) -> float:
 
 
 @pytest.fixture
-async def bot(
-    tmp_path: Path, telegram: FakeTelegram, whisper: WhisperTranscriber, tiny_model_path: str
-) -> AsyncIterator[FakeTelegram]:
-    settings = bot_settings(tmp_path, telegram, tiny_model_path)
-    upgrade_to_head(settings.database_url)
-    app = build_application(settings, whisper)
-    async with running(app):
+async def bot(telegram: FakeTelegram, start_bot: StartBot) -> AsyncIterator[FakeTelegram]:
+    async with start_bot():
         yield telegram
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from bot.app import build_application, running
-from bot.db.migrate import upgrade_to_head
-from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import bot_settings
+from tests.conftest import StartBot
 from tests.fakes.drafting_model import DraftingModel
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
@@ -26,23 +22,14 @@ def llm() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 async def bot(
-    tmp_path: Path,
-    telegram: FakeTelegram,
-    llm: FakeOpenAI,
-    whisper: WhisperTranscriber,
-    tiny_model_path: str,
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot
 ) -> AsyncIterator[FakeTelegram]:
-    settings = bot_settings(
-        tmp_path,
-        telegram,
-        tiny_model_path,
+    async with start_bot(
         openai_base_url=llm.base_url,
         openai_api_key=llm.api_key,
         openai_model="fake-model",
         openai_timeout_seconds=5,
-    )
-    upgrade_to_head(settings.database_url)
-    async with running(build_application(settings, whisper)):
+    ):
         await say(telegram, "/new Book club", "Book club")
         await say(telegram, "/outline\nReading list\nMeeting times\nSnacks", "Outline of")
         await say(telegram, "This article is about our little book club.", "Filed under")

@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import build_application, running
-from bot.db.migrate import upgrade_to_head
-from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, bot_settings
+from tests.conftest import AUDIO, StartBot
 from tests.fakes.openai_server import Call, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
@@ -39,36 +36,20 @@ def llm() -> Iterator[tuple[FakeOpenAI, RoutingModel]]:
         yield server, model
 
 
-async def start(
-    tmp_path: Path,
-    telegram: FakeTelegram,
-    llm: FakeOpenAI,
-    whisper: WhisperTranscriber,
-    model_path: str,
-    routing: bool,
-) -> Any:
-    settings = bot_settings(
-        tmp_path,
-        telegram,
-        model_path,
-        openai_base_url=llm.base_url,
-        openai_api_key=llm.api_key,
-        openai_model="fake-model",
-        llm_routing=routing,
-    )
-    upgrade_to_head(settings.database_url)
-    return running(build_application(settings, whisper))
+def llm_settings(llm: FakeOpenAI, routing: bool) -> dict[str, Any]:
+    return {
+        "openai_base_url": llm.base_url,
+        "openai_api_key": llm.api_key,
+        "openai_model": "fake-model",
+        "llm_routing": routing,
+    }
 
 
 @pytest.fixture
 async def bot(
-    tmp_path: Path,
-    telegram: FakeTelegram,
-    llm: tuple[FakeOpenAI, RoutingModel],
-    whisper: WhisperTranscriber,
-    tiny_model_path: str,
+    telegram: FakeTelegram, llm: tuple[FakeOpenAI, RoutingModel], start_bot: StartBot
 ) -> AsyncIterator[FakeTelegram]:
-    async with await start(tmp_path, telegram, llm[0], whisper, tiny_model_path, routing=True):
+    async with start_bot(**llm_settings(llm[0], routing=True)):
         await say(telegram, "/new Book club", "Book club")
         await say(telegram, "/outline\nReading list\nMeeting times", "Outline of")
         yield telegram
@@ -133,13 +114,9 @@ async def test_routing_failure_falls_back_to_spoken_titles(
 
 
 async def test_routing_is_off_by_default(
-    tmp_path: Path,
-    telegram: FakeTelegram,
-    llm: tuple[FakeOpenAI, RoutingModel],
-    whisper: WhisperTranscriber,
-    tiny_model_path: str,
+    telegram: FakeTelegram, llm: tuple[FakeOpenAI, RoutingModel], start_bot: StartBot
 ) -> None:
     server, _ = llm
-    async with await start(tmp_path, telegram, server, whisper, tiny_model_path, routing=False):
+    async with start_bot(**llm_settings(server, routing=False)):
         await voice(telegram, "book_club.ogg", 5)
     assert server.calls == []

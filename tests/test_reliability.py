@@ -22,7 +22,7 @@ from bot.services import transcription_jobs
 from bot.services.intake import IntakeService
 from bot.services.outline import OutlineService
 from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, bot_settings
+from tests.conftest import AUDIO, StartBot, bot_settings
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
 
@@ -31,12 +31,8 @@ STRANGER_ID = 6666
 
 
 @pytest.fixture
-async def bot(
-    tmp_path: Path, telegram: FakeTelegram, whisper: WhisperTranscriber, tiny_model_path: str
-) -> AsyncIterator[FakeTelegram]:
-    settings = bot_settings(tmp_path, telegram, tiny_model_path, allowed_user_ids="1001,2002")
-    upgrade_to_head(settings.database_url)
-    async with running(build_application(settings, whisper)):
+async def bot(telegram: FakeTelegram, start_bot: StartBot) -> AsyncIterator[FakeTelegram]:
+    async with start_bot(allowed_user_ids="1001,2002"):
         yield telegram
 
 
