@@ -16,6 +16,11 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def shorten(text: str, limit: int) -> str:
+    """Text cut to at most limit characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def escape(text: str) -> str:
     return html.escape(text, quote=False)
 

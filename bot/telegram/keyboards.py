@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain import FiledPart, Outline, SectionInfo, SuggestedSection
+from bot.render import shorten
 from bot.services.notes import SectionNotes
 from bot.telegram import texts
 
@@ -19,7 +20,7 @@ LABEL_CHARS = 40
 
 
 def _label(text: str) -> str:
-    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+    return shorten(text, LABEL_CHARS)
 
 
 def sections(outline: Outline) -> InlineKeyboardMarkup | None:

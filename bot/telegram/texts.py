@@ -13,7 +13,7 @@ from bot.domain import (
     TranscriptionOutcome,
 )
 from bot.markdown import stamp
-from bot.render import escape
+from bot.render import escape, shorten
 from bot.services.drafting import DraftResult
 from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes
 
@@ -313,7 +313,7 @@ ALERT_LIMIT = 190
 
 
 def alert(text: str) -> str:
-    return text if len(text) <= ALERT_LIMIT else text[: ALERT_LIMIT - 1] + "…"
+    return shorten(text, ALERT_LIMIT)
 
 
 def now_filing_under(section: SectionInfo) -> str:
