@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import (
     Field,
@@ -105,6 +106,19 @@ class Settings(BaseSettings):
     def _normalise_language(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                make_url(value)
+            except Exception:
+                raise ValueError(
+                    "is not a database URL (e.g. postgresql+asyncpg://user:pw@host/db)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:
         if not self.database_url:
@@ -125,7 +139,8 @@ class Settings(BaseSettings):
         ]
         password = make_url(self.database_url).password
         if password:
-            values.append(str(password))
+            # As written in the URL (percent-encoded) and as decoded: logs may show either.
+            values += [str(password), quote(str(password), safe="")]
         return [v for v in values if v]
 
     @property

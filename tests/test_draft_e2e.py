@@ -122,3 +122,13 @@ async def test_llm_outage_gives_one_clear_message_and_loses_nothing(
 async def test_export_before_any_draft_explains(bot: FakeTelegram) -> None:
     reply = await say(bot, "/export", "no draft yet")
     assert "/draft" in reply
+
+
+async def test_draft_says_which_notes_are_still_being_transcribed(bot: FakeTelegram) -> None:
+    from tests.conftest import AUDIO
+
+    data = (AUDIO / "long_speech.ogg").read_bytes()
+    bot.send_voice(WRITER, bot.add_file(data), duration=78, file_size=len(data))
+    await bot.wait_for_text(WRITER, "Transcribing for")
+    summary = await draft(bot)
+    assert "⏳ 1 note is still being transcribed and not in it yet." in summary

@@ -78,9 +78,14 @@ async def test_a_new_spoken_heading_is_offered_and_accepted_with_one_button(
 ) -> None:
     _, model = llm
     # sections_spoken.ogg: "... Next, meeting times. ... Next, snack and drinks. Everyone ..."
-    model.new_headings = ["snack and drinks", "Meeting times", "A heading never spoken"]
+    model.new_headings = ["3) snack and drinks.", "Meeting times", "A heading never spoken"]
     done = await voice(bot, "sections_spoken.ogg", 14)
     assert "You also spoke “snack and drinks”" in done.text
+    # The writer moves part 2 ("We meet every second Thursday…") to section 1 first.
+    await press(bot, done, "Move part 2")
+    prompt = await bot.wait_for_text(WRITER, "to which section?")
+    await press(bot, prompt, "1. Reading list")
+    await bot.wait_for_text(WRITER, "Moved")
     labels = [label for label, _ in buttons(done)]
     assert labels[-1] == "➕ Add section “snack and drinks”"
     assert not any("never spoken" in label or "Add section “Meeting" in label for label in labels)
@@ -92,6 +97,9 @@ async def test_a_new_spoken_heading_is_offered_and_accepted_with_one_button(
     assert "3. snack and drinks — 1 note" in sections
     [note] = await notes_in_db(tmp_path)
     assert note.parts[-1].text.startswith("Everyone brings something small")
+    moved = next(p for p in note.parts if p.text.startswith("We meet every second"))
+    assert "snack" not in moved.text.lower(), "only the text after the heading moved"
+    assert "1. Reading list — 1 note" in sections, "the writer's own move was kept"
     # The button works once.
     await press(bot, done, "➕ Add section")
     answer = await bot.wait_for(
@@ -117,6 +125,8 @@ async def test_routing_is_off_by_default(
     telegram: FakeTelegram, llm: tuple[FakeOpenAI, RoutingModel], start_bot: StartBot
 ) -> None:
     server, _ = llm
-    async with start_bot(**llm_settings(server, routing=False)):
+    settings = llm_settings(server, routing=False)
+    del settings["llm_routing"]  # the default, not an explicit False
+    async with start_bot(**settings):
         await voice(telegram, "book_club.ogg", 5)
     assert server.calls == []

@@ -147,3 +147,53 @@ async def test_moving_in_a_one_section_article_explains_instead_of_offering_noth
     answer = await bot.wait_for(lambda: next(iter(bot.calls("answerCallbackQuery")), None))
     assert "only one section" in answer.params["text"]
     assert not any("to which section?" in m.text for m in bot.sent_messages(WRITER))
+
+
+async def test_notes_pages_through_a_long_section(bot: FakeTelegram) -> None:
+    for n in range(1, 26):
+        await say(bot, f"Thought number {n}.", "Filed under")
+    listing_text = await say(bot, "/notes", "2. Meeting times")
+    assert "Notes 6–25" in listing_text and "Thought number 25." in listing_text
+    assert "Thought number 5." not in listing_text
+    listing = bot.sent_messages(WRITER)[-1]
+    labels = [label for label, _ in buttons(listing)]
+    assert labels.count("◀️ Earlier") == 1 and "Later ▶️" not in labels
+    assert len(labels) == 2 * 20 + 1
+    await press(bot, listing, "◀️ Earlier")
+    earlier = await bot.wait_for(
+        lambda: next(
+            (
+                m
+                for m in bot.sent_messages(WRITER)
+                if m.message_id == listing.message_id and "Notes 1–20" in m.text
+            ),
+            None,
+        )
+    )
+    assert "Thought number 1." in earlier.text and "Later ▶️" in [b for b, _ in buttons(earlier)]
+
+
+async def test_a_video_file_is_transcribed_like_a_voice_note(
+    bot: FakeTelegram, tmp_path: Path
+) -> None:
+    data = (AUDIO / "book_club.ogg").read_bytes()
+    bot.enqueue_raw(
+        {
+            "message": {
+                "message_id": 777,
+                "date": 0,
+                "chat": {"id": WRITER, "type": "private"},
+                "from": {"id": WRITER, "is_bot": False, "first_name": "Writer"},
+                "video": {
+                    "file_id": bot.add_file(data),
+                    "file_unique_id": "vid-1",
+                    "width": 640,
+                    "height": 360,
+                    "duration": 5,
+                    "file_size": len(data),
+                },
+            }
+        }
+    )
+    await bot.wait_for_text(WRITER, "book club meets", timeout=60)
+    assert [n.kind.value for n in await notes_in_db(tmp_path)] == ["video"]

@@ -178,11 +178,10 @@ class Repository:
             )
         )
 
-    async def latest_note(self, *, exclude_failed: bool = False) -> Note | None:
-        query = select(Note).where(Note.owner_id == self.owner_id)
-        if exclude_failed:
-            query = query.where(Note.status != NoteStatus.FAILED)
-        return await self.session.scalar(query.order_by(Note.id.desc()).limit(1))
+    async def latest_note(self) -> Note | None:
+        return await self.session.scalar(
+            select(Note).where(Note.owner_id == self.owner_id).order_by(Note.id.desc()).limit(1)
+        )
 
     async def delete_note(self, note: Note) -> None:
         await self.session.execute(delete(NotePart).where(NotePart.note_id == note.id))

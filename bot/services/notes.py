@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import UNFINISHED_STATUSES, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteKind, SectionInfo, UserError
-from bot.services.filing import file_transcript
-from bot.services.outline import clean_title, normalise_title, require_article
+from bot.services.outline import MAX_SECTIONS, clean_title, normalise_title, require_article
+from bot.services.routing import SectionTitle, split_by_spoken_titles
 
 PREVIEW_WORDS = 12
 
@@ -39,6 +41,7 @@ class Undone:
     note_id: int
     preview: str  # empty while the note was still being transcribed
     pending: bool
+    failed: bool  # it had not been filed (no speech, damaged audio…)
     chat_id: int
     ack_message_id: int | None
 
@@ -81,12 +84,18 @@ class NotesService:
                 raise UserError(
                     f"There is no section {number}: pick 1 to {len(outline)} (see /sections)."
                 )
-            notes = [
-                FiledNote(part.id, note.id, note.kind, note.created_at, preview(part.text))
-                for part, note in await repo.parts_for_article(article.id)
-                if part.section_id == section.id
-            ]
-            return SectionNotes(section, notes, outline)
+            return await _page(repo, article.id, section, outline)
+
+    async def section_notes_by_id(self, owner_id: int, section_id: int) -> SectionNotes:
+        """The same, for a section named by id (a page button under /notes)."""
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            found = await repo.section(section_id)
+            if found is None:
+                raise UserError("That section no longer exists. Send /notes again.")
+            outline = await _section_infos(repo, found.article_id)
+            section = next(s for s in outline if s.id == section_id)
+            return await _page(repo, found.article_id, section, outline)
 
     async def move_targets(self, owner_id: int, part_id: int) -> tuple[str, list[SectionInfo]]:
         """A note's preview and the sections of its article, to pick where it goes."""
@@ -135,50 +144,71 @@ class NotesService:
             return text
 
     async def undo_last(self, owner_id: int) -> Undone:
-        """Delete the writer's most recent note that was filed or is still being transcribed."""
+        """Delete the writer's most recent note, whatever became of it."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            note = await repo.latest_note(exclude_failed=True)
+            note = await repo.latest_note()
             if note is None:
                 raise UserError("There is no note to undo.")
-            pending = note.status in UNFINISHED_STATUSES
             undone = Undone(
                 note_id=note.id,
                 preview=preview(note.transcript or ""),
-                pending=pending,
+                pending=note.status in UNFINISHED_STATUSES,
+                failed=note.status == NoteStatus.FAILED,
                 chat_id=note.chat_id,
                 ack_message_id=note.ack_message_id,
             )
+            audio = Path(note.audio_path) if note.audio_path else None
             await repo.delete_note(note)
-            return undone
+        if audio is not None:  # a downloaded recording nobody will transcribe now
+            audio.unlink(missing_ok=True)
+        return undone
 
     async def accept_suggestion(self, owner_id: int, suggestion_id: int) -> AcceptedSection:
-        """Add a spoken heading as the article's last section and re-file its note."""
+        """Add a spoken heading as the article's last section; what follows it moves there.
+
+        Only the part that holds the heading is cut: the rest of the note stays where the
+        writer (or the routing) put it.
+        """
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             suggestion = await repo.suggestion(suggestion_id)
             if suggestion is None:
                 raise UserError("That suggestion was already used or has expired.")
             sections = list(await repo.sections(suggestion.article_id))
-            if normalise_title(suggestion.title) not in {
-                normalise_title(s.title) for s in sections
-            }:
-                await repo.add_section(
+            key = normalise_title(suggestion.title)
+            section = next((s for s in sections if normalise_title(s.title) == key), None)
+            if section is None:
+                if len(sections) >= MAX_SECTIONS:
+                    raise UserError(f"An outline can have at most {MAX_SECTIONS} sections.")
+                section = await repo.add_section(
                     suggestion.article_id, len(sections) + 1, clean_title(suggestion.title)
                 )
-            note = await repo.note(suggestion.note_id)
-            parts: list[FiledPart] = []
-            if note is not None and note.status == NoteStatus.TRANSCRIBED and note.transcript:
-                # Filed again so that what follows the heading moves under the new section.
-                for part in await repo.parts_of(note.id):
-                    await repo.delete_part(part)
-                parts = await file_transcript(repo, note, note.transcript)
+            parts = await repo.parts_of(suggestion.note_id)
+            for part in parts:
+                before, after = cut_at_heading(part.text, suggestion.title)
+                if after is None:
+                    continue
+                note = await repo.note(suggestion.note_id)
+                assert note is not None  # its parts exist
+                for later in parts:
+                    if later.position > part.position:
+                        later.position += 1
+                if before:
+                    part.text = before
+                    await repo.add_part(note, section.id, after, part.position + 1)
+                else:  # the part began with the heading: all of it moves
+                    part.text, part.section_id = after, section.id
+                break
             await repo.delete_suggestion(suggestion)
+            await session.flush()
             outline = await _section_infos(repo, suggestion.article_id)
-            added = next(
-                s for s in outline if normalise_title(s.title) == normalise_title(suggestion.title)
-            )
-            return AcceptedSection(added, parts)
+            by_id = {s.id: s for s in outline}
+            filed = [
+                FiledPart(p.id, by_id[p.section_id].number, by_id[p.section_id].title, p.text)
+                for p in await repo.parts_of(suggestion.note_id)
+            ]
+            return AcceptedSection(by_id[section.id], filed)
 
     async def edit_text_note(
         self, owner_id: int, chat_id: int, message_id: int, new_text: str
@@ -203,6 +233,17 @@ class NotesService:
             return None
 
 
+async def _page(
+    repo: Repository, article_id: int, section: SectionInfo, outline: list[SectionInfo]
+) -> SectionNotes:
+    notes = [
+        FiledNote(part.id, note.id, note.kind, note.created_at, preview(part.text))
+        for part, note in await repo.parts_for_article(article_id)
+        if part.section_id == section.id
+    ]
+    return SectionNotes(section, notes, outline)
+
+
 async def _section_infos(repo: Repository, article_id: int) -> list[SectionInfo]:
     counts = await repo.part_counts_by_section(article_id)
     return [
@@ -213,3 +254,18 @@ async def _section_infos(repo: Repository, article_id: int) -> list[SectionInfo]
 
 def _refresh(section: SectionInfo, by_id: dict[int, SectionInfo]) -> SectionInfo:
     return by_id.get(section.id, section)
+
+
+def cut_at_heading(text: str, heading: str) -> tuple[str, str | None]:
+    """Split text where the heading is spoken: (before, after), or (text, None) if absent."""
+    routed = split_by_spoken_titles(text, [SectionTitle(1, heading)], 0)
+    if any(p.section_id == 1 for p in routed):
+        before = " ".join(p.text for p in routed if p.section_id == 0)
+        after = " ".join(p.text for p in routed if p.section_id == 1)
+        return before, after
+    # Spoken mid-sentence, where the splitter is careful: cut at the words themselves.
+    match = re.search(r"\W+".join(map(re.escape, heading.split())), text, re.IGNORECASE)
+    if match is None:
+        return text, None
+    after = text[match.end() :].lstrip(" .,:;!?-–—")
+    return text[: match.start()].rstrip(" ,:;-–—"), after or None

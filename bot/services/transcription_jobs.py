@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Note, NoteStatus, utcnow
 from bot.db.repository import JobQueries, Repository
-from bot.domain import SuggestedSection, TranscriptionOutcome
+from bot.domain import SuggestedSection, TranscriptionOutcome, UserError
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
 from bot.services.citations import quote_in
 from bot.services.filing import file_transcript
-from bot.services.outline import MAX_TITLE_CHARS, normalise_title
+from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
 from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
 
@@ -40,6 +40,10 @@ MAX_JOB_ATTEMPTS = 3
 MIN_SPEECH_SECONDS = 0.3
 # A recording that decodes to much less than Telegram says it lasts is damaged (cut off).
 MIN_DECODED_SHARE = 0.6
+# New headings offered per note: a few buttons, never a wall of them.
+MAX_SUGGESTIONS = 3
+# Routing is an extra: it may not hold the single worker (and every queued note) for long.
+ROUTING_TIMEOUT_S = 45.0
 
 
 class DownloadError(Exception):
@@ -86,6 +90,7 @@ class _Job:
     prompt: str
     article_title: str
     outline: list[str]
+    outline_ids: list[int]  # the sections behind `outline`, as the LLM numbers them
     created_at: datetime
 
 
@@ -97,6 +102,7 @@ UNREADABLE = (
 )
 DOWNLOAD_FAILED = "I couldn't download that recording from Telegram. Please send it again."
 CANCELLED = "Transcription cancelled. Nothing was filed."
+REMOVED = "Removed before it was transcribed."
 DAMAGED = (
     "That recording looks cut off (it is much shorter than Telegram says), so I didn't file it. "
     "Please send it again."
@@ -159,10 +165,13 @@ class TranscriptionWorker:
             self.enqueue(note_id)
         return dict(Counter(chat_id for _, chat_id in pending))
 
-    def forget(self, note_id: int) -> None:
-        """The note was deleted: stop working on it if it is the one running."""
+    def forget(self, note_id: int) -> bool:
+        """The note was deleted: stop working on it; True if it was running (the worker then
+        tells the writer itself, after any progress edit in flight)."""
         if self._current is not None and self._current[0] == note_id:
             self._current[2].set()
+            return True
+        return False
 
     def cancel_current(self, owner_id: int) -> bool:
         """Stop the writer's running transcription, if one is running."""
@@ -242,6 +251,9 @@ class TranscriptionWorker:
             await self._finish_failed(job, NO_SPEECH, path)
             return
         advice = await self._advise(job, transcript.text)
+        if cancel.is_set():  # /cancel or /undo while the LLM was routing
+            await self._finish_failed(job, CANCELLED, path)
+            return
         outcome = await self._file(job, transcript.text, transcript.language, advice)
         # Filed, or the note was deleted meanwhile: either way the audio is no longer needed.
         _discard(path)
@@ -269,10 +281,12 @@ class TranscriptionWorker:
                     failure=GAVE_UP,
                 )
                 note.status, note.error = NoteStatus.FAILED, GAVE_UP
+                _discard(Path(note.audio_path) if note.audio_path else None)
             else:
                 gave_up = None
             article = await repo.article(note.article_id)
-            titles = [s.title for s in await repo.sections(note.article_id)]
+            outline = list(await repo.sections(note.article_id))
+            titles = [s.title for s in outline]
             article_title = article.title if article else ""
             prompt = ". ".join([article.title, *titles] if article else titles) + "."
             if gave_up is not None:
@@ -288,6 +302,7 @@ class TranscriptionWorker:
                 prompt=prompt,
                 article_title=article_title,
                 outline=titles,
+                outline_ids=[s.id for s in outline],
                 created_at=note.created_at,
             )
 
@@ -302,6 +317,7 @@ class TranscriptionWorker:
                 break
             except DownloadError as exc:
                 if exc.permanent or attempt == DOWNLOAD_ATTEMPTS:
+                    _discard(partial)
                     raise
                 await asyncio.sleep(DOWNLOAD_BACKOFF_S * 2 ** (attempt - 1))
         partial.replace(destination)  # a crash mid-download never leaves a half file in place
@@ -318,7 +334,9 @@ class TranscriptionWorker:
             return None
         note = NoteForDraft(f"N{job.note_id}", job.created_at, "voice", text)
         try:
-            return await self._router.advise(job.article_title, job.outline, note)
+            return await asyncio.wait_for(
+                self._router.advise(job.article_title, job.outline, note), ROUTING_TIMEOUT_S
+            )
         except Exception:
             log.warning(
                 "LLM routing failed for note %s; filing without it", job.note_id, exc_info=True
@@ -331,27 +349,35 @@ class TranscriptionWorker:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
             note = await repo.note(job.note_id)
-            if note is None or note.status == NoteStatus.TRANSCRIBED:
-                return None
+            if note is None:  # deleted with /undo while it was being transcribed
+                return self._removed(job)
+            if note.status == NoteStatus.TRANSCRIBED:
+                return None  # already filed: say nothing twice
             note.transcript = text
             note.language = language
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
             sections = list(await repo.sections(note.article_id))
+            # The LLM numbered the outline as it was when the job started; the writer may
+            # have changed it since, so the number is resolved against that outline's ids.
             number = advice.section_number if advice is not None else None
-            unnamed = sections[number - 1].id if number and 1 <= number <= len(sections) else None
+            unnamed = (
+                job.outline_ids[number - 1]
+                if number is not None and 1 <= number <= len(job.outline_ids)
+                else None
+            )
             filed = await file_transcript(repo, note, text, unnamed_section_id=unnamed)
-            suggestions = []
+            suggestions: list[SuggestedSection] = []
             known = {normalise_title(s.title) for s in sections}
             for heading in advice.new_headings if advice is not None else []:
-                title = " ".join(heading.split()).strip(" .,:;!?-–—")
+                title = _heading_title(heading)
                 key = normalise_title(title)
                 # Only headings really spoken in this note, new to the outline, offered once.
-                if not key or key in known or len(title) > MAX_TITLE_CHARS:
+                if not key or key in known or not quote_in(title, text):
                     continue
-                if not quote_in(title, text):
-                    continue
+                if len(suggestions) == MAX_SUGGESTIONS:
+                    break
                 known.add(key)
                 suggestion_id = await repo.add_suggestion(note.article_id, note.id, title)
                 suggestions.append(SuggestedSection(suggestion_id, title))
@@ -370,19 +396,30 @@ class TranscriptionWorker:
         _discard(audio)
         async with self._sessions.begin() as session:
             note: Note | None = await Repository(session, job.owner_id).note(job.note_id)
-            if note is None:
-                return
-            note.status = NoteStatus.FAILED
-            note.error = reason
-            ack_message_id = note.ack_message_id
+            if note is not None:
+                note.status = NoteStatus.FAILED
+                note.error = reason
+        if note is None:  # deleted with /undo while it was being transcribed
+            await self._notifier.deliver(self._removed(job))
+            return
         await self._notifier.deliver(
             TranscriptionOutcome(
                 note_id=job.note_id,
                 chat_id=job.chat_id,
-                ack_message_id=ack_message_id,
+                ack_message_id=job.ack_message_id,
                 ok=False,
                 failure=reason,
             )
+        )
+
+    @staticmethod
+    def _removed(job: _Job) -> TranscriptionOutcome:
+        return TranscriptionOutcome(
+            note_id=job.note_id,
+            chat_id=job.chat_id,
+            ack_message_id=job.ack_message_id,
+            ok=False,
+            failure=REMOVED,
         )
 
     def _progress_reporter(self, job: _Job) -> ProgressReporter | None:
@@ -391,6 +428,14 @@ class TranscriptionWorker:
         return ProgressReporter(
             asyncio.get_running_loop(), self._notifier, job.chat_id, job.ack_message_id
         )
+
+
+def _heading_title(heading: str) -> str:
+    """A spoken heading as a section title ("" when it cannot be one)."""
+    try:
+        return clean_title(heading.strip(" .,:;!?"), "section title")
+    except UserError:
+        return ""
 
 
 def _discard(path: Path | None) -> None:
@@ -435,10 +480,11 @@ class ProgressReporter:
             )
 
     async def drain(self) -> None:
-        """Stop reporting and wait for edits in flight, so none lands after the result."""
+        """Stop reporting and let edits in flight finish, so none lands after the result."""
         self._closed.set()
-        for future in self._pending:
+        waiting = [asyncio.wrap_future(f) for f in self._pending if not f.done()]
+        if not waiting:
+            return
+        _, stuck = await asyncio.wait(waiting, timeout=PROGRESS_DRAIN_TIMEOUT_S)
+        for future in stuck:  # a single edit attempt should never take this long
             future.cancel()
-        waiting = [asyncio.wrap_future(f) for f in self._pending]
-        if waiting:
-            await asyncio.wait(waiting, timeout=PROGRESS_DRAIN_TIMEOUT_S)

@@ -118,7 +118,9 @@ class ChatHandlers:
             MessageHandler(filters.COMMAND & filters.UpdateType.MESSAGE, self.unknown_command)
         )
         # Photos, stickers, locations, polls…: say what the bot takes instead of staying silent.
-        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE, self.unsupported))
+        app.add_handler(
+            MessageHandler(filters.UpdateType.MESSAGE & ~filters.StatusUpdate.ALL, self.unsupported)
+        )
 
     # access ----------------------------------------------------------------------------
     async def check_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -231,6 +233,16 @@ class ChatHandlers:
                     texts.section_added(accepted),
                     reply_markup=keyboards.filed_parts(accepted.parts),
                 )
+            elif action == keyboards.PAGE and len(ids) == 2:
+                page = await self.notes.section_notes_by_id(user_id, ids[0])
+                await query.answer()
+                if message is not None:
+                    await self.chat.edit(
+                        chat_id,
+                        message.message_id,
+                        texts.section_notes(page, ids[1]),
+                        reply_markup=keyboards.section_notes(page, ids[1]),
+                    )
             elif action == keyboards.DELETE and len(ids) == 1:
                 preview = await self.notes.delete_part(user_id, ids[0])
                 await query.answer(texts.DELETED_SHORT)
@@ -257,10 +269,11 @@ class ChatHandlers:
         """/undo: delete the writer's last note."""
         user_id, _ = _ids(update)
         undone = await self.notes.undo_last(user_id)
-        self.worker.forget(undone.note_id)
-        if undone.pending and undone.ack_message_id is not None:
+        running = self.worker.forget(undone.note_id)
+        if undone.pending and not running and undone.ack_message_id is not None:
+            # Still queued: nothing else will touch its acknowledgement, so update it here.
             await self.chat.edit(undone.chat_id, undone.ack_message_id, texts.UNDONE_IN_PROGRESS)
-        await self._reply(update, texts.undone(undone.preview))
+        await self._reply(update, texts.undone(undone))
 
     async def edited_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An edited text message updates the note it created."""

@@ -16,6 +16,7 @@ MOVE = "mv"
 MOVE_TO = "mvto"
 DELETE = "del"
 ADD_SECTION = "addsec"
+PAGE = "pg"
 LABEL_CHARS = 40
 
 
@@ -67,7 +68,7 @@ def filed_parts(
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def section_notes(page: SectionNotes) -> InlineKeyboardMarkup | None:
+def section_notes(page: SectionNotes, start: int | None = None) -> InlineKeyboardMarkup | None:
     if not page.notes:
         return None
     rows = [
@@ -75,8 +76,21 @@ def section_notes(page: SectionNotes) -> InlineKeyboardMarkup | None:
             InlineKeyboardButton(f"↪️ {n}", callback_data=f"{MOVE}:{note.part_id}"),
             InlineKeyboardButton(f"🗑 {n}", callback_data=f"{DELETE}:{note.part_id}"),
         ]
-        for n, note in texts.listed_notes(page)
+        for n, note in texts.listed_notes(page, start)
     ]
+    first = texts.page_start(page, start)
+    section = page.section.id
+    paging = []
+    if first > 0:
+        earlier = max(0, first - texts.NOTES_LISTED)
+        paging.append(
+            InlineKeyboardButton("◀️ Earlier", callback_data=f"{PAGE}:{section}:{earlier}")
+        )
+    if first + texts.NOTES_LISTED < len(page.notes):
+        later = first + texts.NOTES_LISTED
+        paging.append(InlineKeyboardButton("Later ▶️", callback_data=f"{PAGE}:{section}:{later}"))
+    if paging:
+        rows.append(paging)
     return InlineKeyboardMarkup(rows)
 
 

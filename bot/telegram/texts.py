@@ -15,7 +15,7 @@ from bot.domain import (
 from bot.markdown import stamp
 from bot.render import escape, shorten
 from bot.services.drafting import DraftResult
-from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes
+from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -24,7 +24,8 @@ I turn your voice notes into an article draft.
 1. /new <i>title</i> starts an article.
 2. /outline, then one section title a line (in the same message), sets its sections.
 3. Pick a section with /section <i>n</i> (or the buttons under /sections) and talk: \
-voice notes, audio files, round video notes and text messages are filed under it.
+voice notes, audio and video files, round video notes and text messages go to that section, \
+or to the sections whose titles you say aloud.
 4. /draft turns your notes into a structured draft (in English unless set otherwise).
 
 <b>Commands</b>
@@ -229,15 +230,16 @@ def draft_failed(message: str) -> str:
     return f"⚠️ {escape(message)}"
 
 
-def section_notes(page: SectionNotes) -> str:
+def section_notes(page: SectionNotes, start: int | None = None) -> str:
     section = page.section
     header = f"<b>{section.number}. {escape(section.title)}</b> — {_notes(len(page.notes))}"
     if not page.notes:
         return f"{header}\n\nNothing filed here yet."
+    shown = listed_notes(page, start)
     lines = [header, ""]
-    if len(page.notes) > NOTES_LISTED:
-        lines.append(f"The latest {NOTES_LISTED}; /export notes has them all.\n")
-    for index, note in listed_notes(page):
+    if len(shown) < len(page.notes):
+        lines.append(f"Notes {shown[0][0]}–{shown[-1][0]}; the arrows page through the rest.\n")
+    for index, note in shown:
         when = stamp(note.created_at)
         icon = KIND_ICONS.get(note.kind.value, "•")
         lines.append(f"{index}. {icon} {when}: {escape(note.preview)}")
@@ -249,9 +251,16 @@ def section_notes(page: SectionNotes) -> str:
 NOTES_LISTED = 20
 
 
-def listed_notes(page: SectionNotes) -> list[tuple[int, FiledNote]]:
-    """The notes /notes shows, numbered as in the whole section."""
-    return list(enumerate(page.notes, start=1))[-NOTES_LISTED:]
+def page_start(page: SectionNotes, start: int | None) -> int:
+    """Where a page of /notes begins: the latest notes unless a page was asked for."""
+    latest = max(0, len(page.notes) - NOTES_LISTED)
+    return latest if start is None else min(max(0, start), latest)
+
+
+def listed_notes(page: SectionNotes, start: int | None = None) -> list[tuple[int, FiledNote]]:
+    """One page of /notes, numbered as in the whole section."""
+    first = page_start(page, start)
+    return list(enumerate(page.notes, start=1))[first : first + NOTES_LISTED]
 
 
 KIND_ICONS = {"voice": "🎙", "audio": "🎧", "video": "📹", "text": "📝"}
@@ -274,10 +283,12 @@ def deleted(preview: str) -> str:
     return f"🗑 Deleted “{escape(preview)}”. Its section will be redrafted at the next /draft."
 
 
-def undone(preview: str) -> str:
-    if not preview:
+def undone(note: Undone) -> str:
+    if note.pending:
         return "↩️ Removed your last note (it was still being transcribed)."
-    return f"↩️ Removed your last note: “{escape(preview)}”."
+    if note.failed:
+        return "↩️ Removed your last recording; it had not been filed anyway."
+    return f"↩️ Removed your last note: “{escape(note.preview)}”."
 
 
 def edited(section_title: str) -> str:
