@@ -20,7 +20,7 @@ class IntakeService:
         self, owner_id: int, chat_id: int, message_id: int, media: IncomingMedia
     ) -> IntakeResult:
         """Persist a recording (status received) so a crash after this loses nothing."""
-        return await self._receive(
+        result, _ = await self._receive(
             owner_id,
             chat_id,
             message_id,
@@ -34,6 +34,7 @@ class IntakeService:
             },
             text=None,
         )
+        return result
 
     async def receive_text(
         self, owner_id: int, chat_id: int, message_id: int, text: str
@@ -42,7 +43,7 @@ class IntakeService:
         text = text.strip()
         if not text:
             raise UserError("That message is empty, so there is nothing to file.")
-        return await self._receive(
+        result, _ = await self._receive(
             owner_id,
             chat_id,
             message_id,
@@ -54,6 +55,7 @@ class IntakeService:
             },
             text=text,
         )
+        return result
 
     async def import_archived(
         self, owner_id: int, chat_id: int, note: ArchivedNote
@@ -63,28 +65,21 @@ class IntakeService:
         Imports are not Telegram messages: a negative message id derived from the file keeps
         them apart from real messages and makes a second import of the same file a no-op.
         """
-        async with self._sessions.begin() as session:
-            repo = Repository(session, owner_id)
-            await repo.ensure_user(chat_id)
-            article, section, _ = await ensure_active_section(repo)
-            note_id, is_new = await repo.insert_note_once(
-                {
-                    "kind": note.kind,
-                    "status": NoteStatus.TRANSCRIBED,
-                    "transcript": note.text,
-                    "transcribed_at": note.created_at,
-                    "created_at": note.created_at,
-                    "article_id": article.id,
-                    "section_id": section.id,
-                    "chat_id": chat_id,
-                    "message_id": -note.key,
-                }
-            )
-            if not is_new:
-                return False, []
-            stored = await repo.note(note_id)
-            assert stored is not None
-            return True, await file_transcript(repo, stored, note.text)
+        result, parts = await self._receive(
+            owner_id,
+            chat_id,
+            -note.key,
+            {
+                "kind": note.kind,
+                "status": NoteStatus.TRANSCRIBED,
+                "transcript": note.text,
+                "transcribed_at": note.created_at,
+                "created_at": note.created_at,
+            },
+            text=note.text,
+            split_at_titles=True,
+        )
+        return result.is_new, parts
 
     async def remember_ack(self, owner_id: int, note_id: int, ack_message_id: int) -> None:
         async with self._sessions.begin() as session:
@@ -100,7 +95,9 @@ class IntakeService:
         values: dict[str, object],
         *,
         text: str | None,
-    ) -> IntakeResult:
+        split_at_titles: bool = False,
+    ) -> tuple[IntakeResult, list[FiledPart]]:
+        """Insert the note once; a note that comes with its text is filed in the same go."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             await repo.ensure_user(chat_id)
@@ -114,10 +111,14 @@ class IntakeService:
                     "message_id": message_id,
                 }
             )
+            parts: list[FiledPart] = []
             if is_new and text is not None:
                 note = await repo.note(note_id)
                 assert note is not None
-                await repo.add_part(note, section.id, text)
+                if split_at_titles:
+                    parts = await file_transcript(repo, note, text)
+                else:
+                    await repo.add_part(note, section.id, text)
             return IntakeResult(
                 note_id=note_id,
                 is_new=is_new,
@@ -125,4 +126,4 @@ class IntakeService:
                 section_number=section.position,
                 section_title=section.title,
                 created_default_article=created and is_new,
-            )
+            ), parts
