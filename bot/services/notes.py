@@ -119,15 +119,12 @@ class NotesService:
             part, note = found
             if target.article_id != note.article_id:
                 raise UserError("Notes can only move between sections of the same article.")
-            outline = await _section_infos(repo, note.article_id)
-            by_id = {s.id: s for s in outline}
-            origin = by_id[part.section_id]
+            origin_id = part.section_id
             # The drafts of both sections are keyed by their notes, so both get redrafted.
             part.section_id = target.id
             await session.flush()
-            outline = await _section_infos(repo, note.article_id)
-            by_id = {s.id: s for s in outline}
-            return Moved(preview(part.text), _refresh(origin, by_id), by_id[target.id])
+            by_id = {s.id: s for s in await _section_infos(repo, note.article_id)}
+            return Moved(preview(part.text), by_id[origin_id], by_id[target.id])
 
     async def delete_part(self, owner_id: int, part_id: int) -> str:
         """Remove a note from its section; a recording with no parts left is removed whole."""
@@ -250,10 +247,6 @@ async def _section_infos(repo: Repository, article_id: int) -> list[SectionInfo]
         SectionInfo(s.id, n, s.title, counts.get(s.id, 0), s.is_active)
         for n, s in enumerate(await repo.sections(article_id), start=1)
     ]
-
-
-def _refresh(section: SectionInfo, by_id: dict[int, SectionInfo]) -> SectionInfo:
-    return by_id.get(section.id, section)
 
 
 def cut_at_heading(text: str, heading: str) -> tuple[str, str | None]:

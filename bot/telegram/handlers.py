@@ -256,9 +256,8 @@ class ChatHandlers:
 
     async def show_notes(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/notes [n]: a section's notes with buttons to move or delete each."""
-        argument = _command_argument(update)
-        number = _int_argument(update)
-        if argument and number is None:
+        number = _optional_number(update)
+        if number is _NOT_A_NUMBER:
             await self._reply(update, texts.NOTES_USAGE)
             return
         user_id, _ = _ids(update)
@@ -309,9 +308,8 @@ class ChatHandlers:
 
     async def draft(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/draft or /draft <n>: the notes become a draft, sent in chat and as a .md file."""
-        argument = _command_argument(update)
-        number = _int_argument(update)
-        if argument and number is None:
+        number = _optional_number(update)
+        if number is _NOT_A_NUMBER:
             await self._reply(update, texts.DRAFT_USAGE)
             return
         user_id, chat_id = _ids(update)
@@ -514,3 +512,14 @@ def _int_argument(update: Update) -> int | None:
         return int(argument[0].lstrip("#"))
     except ValueError:
         return None
+
+
+_NOT_A_NUMBER = -1
+
+
+def _optional_number(update: Update) -> int | None:
+    """`/cmd` gives None, `/cmd 3` gives 3, `/cmd three` gives _NOT_A_NUMBER."""
+    if not _command_argument(update):
+        return None
+    number = _int_argument(update)
+    return _NOT_A_NUMBER if number is None else number
