@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
@@ -20,6 +20,7 @@ from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
+from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
 from bot.telegram import texts
 from bot.telegram.handlers import (
@@ -44,7 +45,7 @@ class Runtime:
 
     settings: Settings
     engine: AsyncEngine
-    worker: TranscriptionWorker
+    worker: TranscriptionWorker | RemoteTranscription
     chat: TelegramChat
     writer: LLMDraftWriter | None
     router: LLMRouter | None
@@ -94,7 +95,8 @@ def build_writer(settings: Settings) -> LLMDraftWriter | None:
     )
 
 
-def build_application(settings: Settings, transcriber: Transcriber) -> Application:  # type: ignore[type-arg]
+def build_application(settings: Settings, transcriber: Transcriber | None) -> Application:  # type: ignore[type-arg]
+    """The bot; `transcriber` is None with SEPARATE_WORKERS (the workers transcribe)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
@@ -112,14 +114,23 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
     )
     chat = TelegramChat(app.bot)
     router = build_router(settings)
-    worker = TranscriptionWorker(
-        sessions,
-        transcriber,
-        TelegramAudioSource(app.bot),
-        TelegramNotifier(chat),
-        settings.audio_dir,
-        router=router,
-    )
+    worker: TranscriptionWorker | RemoteTranscription
+    if settings.separate_workers:
+        router = None  # the workers route notes
+        worker = RemoteTranscription(
+            sessions, TelegramNotifier(chat), poll_seconds=min(settings.worker_poll_seconds, 0.5)
+        )
+    else:
+        if transcriber is None:
+            raise ValueError("a transcriber is needed unless SEPARATE_WORKERS is set")
+        worker = TranscriptionWorker(
+            sessions,
+            transcriber,
+            TelegramAudioSource(app.bot),
+            TelegramNotifier(chat),
+            settings.audio_dir,
+            router=router,
+        )
     writer = build_writer(settings)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
@@ -185,3 +196,52 @@ async def running(app: Application) -> AsyncIterator[Application]:  # type: igno
             await app.updater.stop()
             await app.stop()
             await on_stop(app)
+
+
+@dataclass
+class WorkerRuntime:
+    """A `python -m bot worker` process: what it needs to run and to shut down."""
+
+    engine: AsyncEngine
+    bot: Bot
+    worker: ClaimingWorker
+    router: LLMRouter | None
+
+    async def close(self) -> None:
+        await self.worker.stop()
+        if self.router is not None:
+            await self.router.close()
+        await self.bot.shutdown()
+        await self.engine.dispose()
+
+
+def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> WorkerRuntime:
+    """A separate worker: claims notes from the database, downloads them through the Bot API
+    (it never fetches updates), transcribes and files them, and leaves the writer's message in
+    the outbox for the bot process."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_api_base_url,
+        base_file_url=settings.telegram_file_base_url,
+        local_mode=settings.telegram_local_bot_api,
+    )
+    router = build_router(settings)
+    jobs = TranscriptionWorker(
+        sessions,
+        transcriber,
+        TelegramAudioSource(bot),
+        OutboxNotifier(sessions),
+        settings.audio_dir,
+        router=router,
+    )
+    worker = ClaimingWorker(
+        sessions,
+        jobs,
+        name,
+        lease_seconds=settings.worker_lease_seconds,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+    return WorkerRuntime(engine, bot, worker, router)

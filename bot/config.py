@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     # Ask the LLM where a voice note that names no section belongs, and offer new headings.
     llm_routing: bool = False
 
+    # Transcription in `python -m bot worker` processes (this machine or others) instead of
+    # the bot process; they share the database (PostgreSQL for workers on other machines).
+    separate_workers: bool = False
+    # A worker renews its claim on a note this often (and notices /cancel); a claim it stops
+    # renewing (the worker died) runs out after worker_lease_seconds.
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_lease_seconds: float = Field(default=60.0, ge=5)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_user_ids", mode="before")
@@ -123,6 +131,15 @@ class Settings(BaseSettings):
     def _default_database_url(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{(self.data_dir / 'bot.db').resolve()}"
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_beats(self) -> Settings:
+        if self.worker_lease_seconds < 3 * self.worker_poll_seconds:
+            raise ValueError(
+                "WORKER_LEASE_SECONDS must be at least three times WORKER_POLL_SECONDS, or a "
+                "busy worker could lose its note to another one"
+            )
         return self
 
     @property

@@ -180,6 +180,9 @@ class TranscriptionWorker:
             return True
         return False
 
+    async def cancel(self, owner_id: int) -> bool:
+        return self.cancel_current(owner_id)
+
     async def wait_idle(self) -> None:
         """Wait until every queued note is processed (tests and benchmarks)."""
         await self._queue.join()

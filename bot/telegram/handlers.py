@@ -31,7 +31,8 @@ from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
-from bot.services.transcription_jobs import DownloadError, TranscriptionWorker
+from bot.services.remote_jobs import TranscriptionQueue
+from bot.services.transcription_jobs import DownloadError
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
@@ -63,7 +64,7 @@ class ChatHandlers:
 
     outline: OutlineService
     intake: IntakeService
-    worker: TranscriptionWorker
+    worker: TranscriptionQueue
     drafts: DraftService
     notes: NotesService
     chat: TelegramChat
@@ -304,7 +305,7 @@ class ChatHandlers:
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/cancel: stop the writer's running transcription."""
         user_id, _ = _ids(update)
-        await self._reply(update, texts.cancelled(self.worker.cancel_current(user_id)))
+        await self._reply(update, texts.cancelled(await self.worker.cancel(user_id)))
 
     async def draft(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/draft or /draft <n>: the notes become a draft, sent in chat and as a .md file."""
