@@ -15,8 +15,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# SQLite may rebuild the table: keep ids never reused (see bot/db/models.py).
+NOTES_TABLE = {"sqlite_autoincrement": True}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("notes", schema=None) as batch_op:
+    with op.batch_alter_table("notes", schema=None, table_kwargs=NOTES_TABLE) as batch_op:
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=200), nullable=True))
         batch_op.add_column(
             sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=True)
@@ -46,7 +50,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_note_id"))
     op.drop_table("outbox")
-    with op.batch_alter_table("notes", schema=None) as batch_op:
+    with op.batch_alter_table("notes", schema=None, table_kwargs=NOTES_TABLE) as batch_op:
         batch_op.drop_index("ix_notes_chat_id_id")
         batch_op.drop_column("cancel_requested")
         batch_op.drop_column("claim_expires_at")
