@@ -150,11 +150,14 @@ def transcribe(settings: Settings, files: Sequence[Path]) -> int:
     if missing:
         raise UserError(f"No such file: {', '.join(missing)}")
     transcriber = load_transcriber(settings)
+    # Its per-file INFO lines would break up the progress bars; they say nothing new here.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     failed = 0
     for number, path in enumerate(files):
         with _progress(0, path.name, "s") as bar:
             try:
                 transcript = transcriber.transcribe(path, progress=_AudioProgress(bar))
+                bar.update(bar.total - bar.n)  # the last segment may end before the file does
             except TranscriptionError:
                 transcript = None
         if len(files) > 1:
