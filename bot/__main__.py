@@ -1,4 +1,5 @@
-"""Command line: `python -m bot` migrates the database and runs the bot."""
+"""Command line: `python -m bot` migrates the database and runs the bot; offline commands
+(transcribe, import, draft, export) live in bot/cli.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bot import cli
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("directory", type=Path, help="folder with outline.txt and transcripts")
     evaluate.add_argument("--out", type=Path, help="also write the draft markdown here")
+    cli.add_subcommands(sub)
     return parser
 
 
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.secrets)
     if command == "eval":
         return cmd_eval(settings, args.directory, args.out)
+    if command in cli.COMMANDS:
+        return cli.run(command, settings, args)
     handlers = {"run": cmd_run, "migrate": cmd_migrate, "check-config": cmd_check_config}
     return handlers[command](settings)
 

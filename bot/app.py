@@ -21,6 +21,7 @@ from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.transcription_jobs import TranscriptionWorker
+from bot.services.usage import UsageService
 from bot.telegram import texts
 from bot.telegram.handlers import (
     BOT_API_DOWNLOAD_LIMIT,
@@ -127,6 +128,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         worker=worker,
         drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions),
+        usage=UsageService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,

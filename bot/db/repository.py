@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,6 +20,8 @@ from bot.db.models import (
     Section,
     SectionDraft,
     SectionSuggestion,
+    UsageEvent,
+    UsageKind,
     User,
 )
 
@@ -304,6 +307,57 @@ class Repository:
         self.session.add(version)
         await self.session.flush()
         return version
+
+    # usage -----------------------------------------------------------------------------
+    async def add_usage(
+        self,
+        kind: UsageKind,
+        *,
+        model: str = "",
+        audio_seconds: float = 0.0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        estimated: bool = False,
+    ) -> None:
+        self.session.add(
+            UsageEvent(
+                owner_id=self.owner_id,
+                kind=kind,
+                model=model,
+                audio_seconds=audio_seconds,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                estimated=estimated,
+            )
+        )
+        await self.session.flush()
+
+    async def usage_totals(
+        self, start: datetime, end: datetime
+    ) -> Sequence[tuple[UsageKind, str, bool, int, float, int, int]]:
+        """Per kind, model and estimated flag: events, audio seconds, input and output tokens."""
+        rows = await self.session.execute(
+            select(
+                UsageEvent.kind,
+                UsageEvent.model,
+                UsageEvent.estimated,
+                func.count(UsageEvent.id),
+                func.coalesce(func.sum(UsageEvent.audio_seconds), 0.0),
+                func.coalesce(func.sum(UsageEvent.input_tokens), 0),
+                func.coalesce(func.sum(UsageEvent.output_tokens), 0),
+            )
+            .where(
+                UsageEvent.owner_id == self.owner_id,
+                UsageEvent.created_at >= start,
+                UsageEvent.created_at < end,
+            )
+            .group_by(UsageEvent.kind, UsageEvent.model, UsageEvent.estimated)
+            .order_by(UsageEvent.kind, UsageEvent.model)
+        )
+        return [
+            (kind, model, bool(estimated), int(count), float(seconds), int(inp), int(out))
+            for kind, model, estimated, count, seconds, inp, out in rows
+        ]
 
 
 class JobQueries:

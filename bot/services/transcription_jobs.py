@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import Note, NoteStatus, utcnow
+from bot.db.models import Note, NoteStatus, UsageKind, utcnow
 from bot.db.repository import JobQueries, Repository
 from bot.domain import SuggestedSection, TranscriptionOutcome, UserError
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
@@ -25,6 +25,7 @@ from bot.services.citations import quote_in
 from bot.services.filing import file_transcript
 from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
+from bot.services.usage import llm_usage_recorded
 from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,9 @@ class TranscriptionWorker:
         if cancel.is_set():  # /cancel or /undo while the LLM was routing
             await self._finish_failed(job, CANCELLED, path)
             return
-        outcome = await self._file(job, transcript.text, transcript.language, advice)
+        outcome = await self._file(
+            job, transcript.text, transcript.language, advice, audio_seconds=transcript.duration
+        )
         # Filed, or the note was deleted meanwhile: either way the audio is no longer needed.
         _discard(path)
         if outcome is not None:
@@ -334,9 +337,10 @@ class TranscriptionWorker:
             return None
         note = NoteForDraft(f"N{job.note_id}", job.created_at, "voice", text)
         try:
-            return await asyncio.wait_for(
-                self._router.advise(job.article_title, job.outline, note), ROUTING_TIMEOUT_S
-            )
+            async with llm_usage_recorded(self._sessions, job.owner_id):
+                return await asyncio.wait_for(
+                    self._router.advise(job.article_title, job.outline, note), ROUTING_TIMEOUT_S
+                )
         except Exception:
             log.warning(
                 "LLM routing failed for note %s; filing without it", job.note_id, exc_info=True
@@ -344,7 +348,13 @@ class TranscriptionWorker:
             return None
 
     async def _file(
-        self, job: _Job, text: str, language: str | None, advice: RoutingAdvice | None = None
+        self,
+        job: _Job,
+        text: str,
+        language: str | None,
+        advice: RoutingAdvice | None = None,
+        *,
+        audio_seconds: float = 0.0,
     ) -> TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
@@ -358,6 +368,8 @@ class TranscriptionWorker:
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
+            # Counted in the transaction that files the note: once, and only when filed.
+            await repo.add_usage(UsageKind.TRANSCRIPTION, audio_seconds=audio_seconds)
             sections = list(await repo.sections(note.article_id))
             # The LLM numbered the outline as it was when the job started; the writer may
             # have changed it since, so the number is resolved against that outline's ids.

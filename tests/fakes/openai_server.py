@@ -324,6 +324,8 @@ class FakeOpenAI:
         self._schema_responders: dict[str, Responder] = {}
         self._reject_json_schema = False
         self.reject_temperature = False
+        # Some OpenAI-compatible servers send no `usage` with their answers.
+        self.report_usage = True
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -693,6 +695,8 @@ class FakeOpenAI:
             },
             "system_fingerprint": "fp_fake",
         }
+        if not self.report_usage:
+            del payload["usage"]
         return self._json(200, payload)
 
     @staticmethod
