@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -45,6 +46,17 @@ def _postgres(statement: str) -> None:
     # Fixtures may be set up while the test's event loop runs: use a thread of our own.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """`main()` installs the bot's handler on the root logger, bound to a stream pytest closes
+    after the test; later tests that log at DEBUG would write to it. Put the root back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
