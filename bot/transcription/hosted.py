@@ -102,10 +102,9 @@ class OpenAITranscriber:
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
         response = self._request(audio_path, probe, prompt[:MAX_PROMPT_CHARS])
+        # No progress to report: the service answers once, with the whole transcript.
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
-        if progress is not None:
-            progress(probe.duration, probe.duration)
         return _transcript(response, probe)
 
     def _request(self, audio_path: Path, probe: _Probe, prompt: str) -> dict[str, Any]:
