@@ -16,15 +16,24 @@ log = logging.getLogger("bot")
 
 
 def cmd_run(settings: Settings) -> int:
-    """Apply migrations, load the whisper model, then long-poll Telegram until stopped."""
-    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber
+    """Apply migrations, load the transcriber, then take updates from Telegram until stopped:
+    long polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber, webhook_options
     from bot.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings.database_url)
     transcriber = load_transcriber(settings)
     app = build_application(settings, transcriber)
-    log.info("Polling Telegram for updates (Ctrl+C to stop)")
-    app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+    if settings.webhook_url:
+        log.info(
+            "Listening for webhook updates on %s:%d (Ctrl+C to stop)",
+            settings.webhook_listen,
+            settings.webhook_port,
+        )
+        app.run_webhook(**webhook_options(settings))
+    else:
+        log.info("Polling Telegram for updates (Ctrl+C to stop)")
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
     return 0
 
 

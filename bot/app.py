@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
@@ -31,7 +32,6 @@ from bot.telegram.handlers import (
 )
 from bot.telegram.io import TelegramAudioSource, TelegramChat, TelegramNotifier
 from bot.transcription.base import Transcriber
-from bot.transcription.whisper import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,21 @@ class Runtime:
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """Load the whisper model once; a model name is fetched into DATA_DIR/models."""
+    """The hosted endpoint (no model loaded), or the whisper model, loaded once; a model
+    name is fetched into DATA_DIR/models."""
+    if settings.transcribe_backend == "openai":
+        from bot.transcription.hosted import OpenAITranscriber
+
+        log.info("Transcribing with %s at a hosted endpoint", settings.transcribe_model)
+        return OpenAITranscriber(
+            model=settings.transcribe_model,
+            api_key=settings.transcribe_api_key.get_secret_value(),
+            base_url=settings.transcribe_base_url,
+            timeout=settings.transcribe_timeout_seconds,
+            language=settings.whisper_language,
+        )
+    from bot.transcription.whisper import WhisperTranscriber
+
     return WhisperTranscriber(
         settings.whisper_model,
         device=settings.whisper_device,
@@ -171,6 +185,20 @@ async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
     await runtime.engine.dispose()
 
 
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """Arguments of run_webhook/start_webhook: PTB registers WEBHOOK_URL with Telegram and
+    answers 403 to any request without the secret token in its header."""
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": settings.webhook_path,
+        "webhook_url": settings.webhook_url,
+        "secret_token": settings.webhook_secret.get_secret_value(),
+        "allowed_updates": ALLOWED_UPDATES,
+        "drop_pending_updates": False,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running(app: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """Run the bot inside an existing event loop, with the same hooks as run_polling."""
@@ -178,9 +206,13 @@ async def running(app: Application) -> AsyncIterator[Application]:  # type: igno
         await on_start(app)
         await app.start()
         assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
-        )
+        settings: Settings = app.bot_data["runtime"].settings
+        if settings.webhook_url:
+            await app.updater.start_webhook(**webhook_options(settings))
+        else:
+            await app.updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
+            )
         try:
             yield app
         finally:

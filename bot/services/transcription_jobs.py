@@ -26,7 +26,12 @@ from bot.services.filing import file_transcript
 from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
-from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
+from bot.transcription.base import (
+    Transcriber,
+    TranscriptionCancelled,
+    TranscriptionError,
+    TranscriptionUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ MIN_DECODED_SHARE = 0.6
 MAX_SUGGESTIONS = 3
 # Routing is an extra: it may not hold the single worker (and every queued note) for long.
 ROUTING_TIMEOUT_S = 45.0
+# A hosted transcription service that is down gets the note again this much later (bounded
+# by MAX_JOB_ATTEMPTS, like a crash).
+UNAVAILABLE_RETRY_S = 180.0
 
 
 class DownloadError(Exception):
@@ -109,6 +117,7 @@ DAMAGED = (
     "Please send it again."
 )
 GAVE_UP = "I couldn't transcribe that recording after several tries, so I set it aside."
+RETRY_LATER = "Your recording is kept; I'll try again in a few minutes."
 
 
 class TranscriptionWorker:
@@ -137,6 +146,7 @@ class TranscriptionWorker:
         self._queued: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._current: tuple[int, int, threading.Event] | None = None  # note, owner, cancel
+        self._retries: set[asyncio.TimerHandle] = set()
 
     # lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,6 +154,9 @@ class TranscriptionWorker:
         self._task = asyncio.create_task(self._run(), name="transcription-worker")
 
     async def stop(self) -> None:
+        for retry in self._retries:  # the next start resumes those notes anyway
+            retry.cancel()
+        self._retries.clear()
         if self._current is not None:
             self._current[2].set()
         if self._task is not None:
@@ -236,9 +249,13 @@ class TranscriptionWorker:
         except TranscriptionCancelled:
             await self._finish_failed(job, CANCELLED, path)
             return
+        except TranscriptionUnavailable as exc:
+            log.warning("Transcription service unavailable for note %s: %s", job.note_id, exc)
+            await self._retry_later(job, exc.user_message)
+            return
         except TranscriptionError as exc:
             log.warning("Note %s could not be transcribed: %s", job.note_id, exc)
-            await self._finish_failed(job, UNREADABLE, path)
+            await self._finish_failed(job, exc.user_message or UNREADABLE, path)
             return
         finally:
             if reporter is not None:
@@ -421,6 +438,25 @@ class TranscriptionWorker:
                 ack_message_id=job.ack_message_id,
                 ok=False,
                 failure=reason,
+            )
+        )
+
+    async def _retry_later(self, job: _Job, reason: str) -> None:
+        """The note stays unfinished with its audio; the writer hears why, once a try."""
+
+        def retry() -> None:
+            self._retries.discard(handle)
+            self.enqueue(job.note_id)
+
+        handle = asyncio.get_running_loop().call_later(UNAVAILABLE_RETRY_S, retry)
+        self._retries.add(handle)
+        await self._notifier.deliver(
+            TranscriptionOutcome(
+                note_id=job.note_id,
+                chat_id=job.chat_id,
+                ack_message_id=job.ack_message_id,
+                ok=False,
+                failure=f"{reason} {RETRY_LATER}",
             )
         )
 
