@@ -1,21 +1,36 @@
-# The bot in a container: SQLite and models live in the /data volume.
+# syntax=docker/dockerfile:1
+# The bot in a container: small, non-root, dependencies in their own cached layer.
+# Models, SQLite (when used) and audio waiting for transcription live in the /data volume.
+
+FROM python:3.11-slim AS deps
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+WORKDIR /build
+# Only pyproject.toml: this layer is rebuilt when the dependencies change, not the code.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+
 FROM python:3.11-slim
-
-ENV PYTHONDONTWRITEBYTECODE=1 \
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DATA_DIR=/data
-
+    DATA_DIR=/data \
+    HF_HOME=/data/models/huggingface
+RUN useradd --create-home --uid 10001 bot \
+    && mkdir -p /data \
+    && chown bot:bot /data
+COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
-COPY bot ./bot
+# The bot finds migrations/ and prompts/ next to bot/, so the tree is copied as it is.
+COPY alembic.ini ./
 COPY migrations ./migrations
 COPY prompts ./prompts
-# Editable, so migrations/ and prompts/ stay next to the package where the bot finds them.
-RUN pip install --no-cache-dir -e . \
-    && useradd --create-home --uid 1000 writer \
-    && mkdir -p /data && chown writer /data
+COPY bot ./bot
 
-USER writer
+USER bot
 VOLUME ["/data"]
-# Applies migrations, loads the whisper model, then long-polls Telegram.
+# Webhook mode only (WEBHOOK_URL set); long polling needs no port.
+EXPOSE 8443
+# Applies migrations, loads the transcriber, then takes updates (polling or webhook).
 CMD ["python", "-m", "bot"]

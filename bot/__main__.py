@@ -1,4 +1,5 @@
-"""Command line: `python -m bot` migrates the database and runs the bot."""
+"""Command line: `python -m bot` migrates the database and runs the bot; offline commands
+(transcribe, import, draft, export) live in bot/cli.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bot import cli
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 
@@ -14,16 +16,25 @@ log = logging.getLogger("bot")
 
 
 def cmd_run(settings: Settings) -> int:
-    """Apply migrations, load the whisper model, then long-poll Telegram until stopped."""
-    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber
+    """Apply migrations, load the transcriber, then take updates from Telegram until stopped:
+    long polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber, webhook_options
     from bot.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings.database_url)
     # With separate workers the bot transcribes nothing, so it loads no model.
     transcriber = None if settings.separate_workers else load_transcriber(settings)
     app = build_application(settings, transcriber)
-    log.info("Polling Telegram for updates (Ctrl+C to stop)")
-    app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+    if settings.webhook_url:
+        log.info(
+            "Listening for webhook updates on %s:%d (Ctrl+C to stop)",
+            settings.webhook_listen,
+            settings.webhook_port,
+        )
+        app.run_webhook(**webhook_options(settings))
+    else:
+        log.info("Polling Telegram for updates (Ctrl+C to stop)")
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
     return 0
 
 
@@ -118,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("directory", type=Path, help="folder with outline.txt and transcripts")
     evaluate.add_argument("--out", type=Path, help="also write the draft markdown here")
+    cli.add_subcommands(sub)
     return parser
 
 
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.secrets)
     if command == "eval":
         return cmd_eval(settings, args.directory, args.out)
+    if command in cli.COMMANDS:
+        return cli.run(command, settings, args)
     handlers = {
         "run": cmd_run,
         "worker": cmd_worker,

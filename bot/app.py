@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot, Update
@@ -22,6 +23,7 @@ from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
+from bot.services.usage import UsageService
 from bot.telegram import texts
 from bot.telegram.handlers import (
     BOT_API_DOWNLOAD_LIMIT,
@@ -31,7 +33,6 @@ from bot.telegram.handlers import (
 )
 from bot.telegram.io import TelegramAudioSource, TelegramChat, TelegramNotifier
 from bot.transcription.base import Transcriber
-from bot.transcription.whisper import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,21 @@ class Runtime:
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """Load the whisper model once; a model name is fetched into DATA_DIR/models."""
+    """The hosted endpoint (no model loaded), or the whisper model, loaded once; a model
+    name is fetched into DATA_DIR/models."""
+    if settings.transcribe_backend == "openai":
+        from bot.transcription.hosted import OpenAITranscriber
+
+        log.info("Transcribing with %s at a hosted endpoint", settings.transcribe_model)
+        return OpenAITranscriber(
+            model=settings.transcribe_model,
+            api_key=settings.transcribe_api_key.get_secret_value(),
+            base_url=settings.transcribe_base_url,
+            timeout=settings.transcribe_timeout_seconds,
+            language=settings.whisper_language,
+        )
+    from bot.transcription.whisper import WhisperTranscriber
+
     return WhisperTranscriber(
         settings.whisper_model,
         device=settings.whisper_device,
@@ -138,6 +153,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         worker=worker,
         drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions),
+        usage=UsageService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
@@ -180,6 +196,20 @@ async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
     await runtime.engine.dispose()
 
 
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """Arguments of run_webhook/start_webhook: PTB registers WEBHOOK_URL with Telegram and
+    answers 403 to any request without the secret token in its header."""
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": settings.webhook_path,
+        "webhook_url": settings.webhook_url,
+        "secret_token": settings.webhook_secret.get_secret_value(),
+        "allowed_updates": ALLOWED_UPDATES,
+        "drop_pending_updates": False,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running(app: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """Run the bot inside an existing event loop, with the same hooks as run_polling."""
@@ -187,9 +217,13 @@ async def running(app: Application) -> AsyncIterator[Application]:  # type: igno
         await on_start(app)
         await app.start()
         assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
-        )
+        settings: Settings = app.bot_data["runtime"].settings
+        if settings.webhook_url:
+            await app.updater.start_webhook(**webhook_options(settings))
+        else:
+            await app.updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
+            )
         try:
             yield app
         finally:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import (
     Field,
@@ -16,6 +17,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+# What Telegram accepts as a webhook secret token.
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class ConfigError(Exception):
@@ -36,6 +40,11 @@ class Settings(BaseSettings):
     telegram_local_bot_api: bool = False
     # Empty means nobody: the bot fails closed.
     allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Empty: long polling. Set: Telegram pushes updates to this public URL (webhook mode).
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
 
     data_dir: Path = Path("./data")
     database_url: str = ""
@@ -57,6 +66,13 @@ class Settings(BaseSettings):
     whisper_beam_size: int = Field(default=5, ge=1, le=20)
     whisper_language: str = ""
     whisper_cpu_threads: int = Field(default=0, ge=0)
+
+    # local: faster-whisper on this machine; openai: an OpenAI-compatible transcription endpoint.
+    transcribe_backend: Literal["local", "openai"] = "local"
+    transcribe_base_url: str = ""
+    transcribe_api_key: SecretStr = SecretStr("")
+    transcribe_model: str = "whisper-1"
+    transcribe_timeout_seconds: float = Field(default=300.0, gt=0)
 
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
@@ -94,7 +110,13 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("telegram_api_base_url", "telegram_file_base_url", "openai_base_url")
+    @field_validator(
+        "telegram_api_base_url",
+        "telegram_file_base_url",
+        "openai_base_url",
+        "transcribe_base_url",
+        "webhook_url",
+    )
     @classmethod
     def _check_url(cls, value: str) -> str:
         value = value.strip()
@@ -102,7 +124,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
-    @field_validator("log_level", "whisper_device", "whisper_compute_type", mode="before")
+    @field_validator(
+        "log_level", "whisper_device", "whisper_compute_type", "transcribe_backend", mode="before"
+    )
     @classmethod
     def _case_insensitive(cls, value: object, info: ValidationInfo) -> object:
         if not isinstance(value, str):
@@ -127,6 +151,15 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value().strip()
+        if secret and not WEBHOOK_SECRET_PATTERN.fullmatch(secret):
+            # Never echo the value: it is a secret.
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return SecretStr(secret)
+
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:
         if not self.database_url:
@@ -142,6 +175,29 @@ class Settings(BaseSettings):
             )
         return self
 
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError(
+                "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
+                "(1-256 characters of A-Z, a-z, 0-9, _ and -)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _hosted_transcription_needs_endpoint(self) -> Settings:
+        configured = self.transcribe_api_key.get_secret_value() or self.transcribe_base_url
+        if self.transcribe_backend == "openai" and not configured:
+            raise ValueError(
+                "TRANSCRIBE_BACKEND=openai needs TRANSCRIBE_API_KEY (and TRANSCRIBE_BASE_URL "
+                "for a server other than OpenAI)"
+            )
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook server listens on: the same as WEBHOOK_URL's path."""
+        return urlsplit(self.webhook_url).path.strip("/")
+
     @property
     def database_url_safe(self) -> str:
         """The database URL with its password masked, for printing."""
@@ -153,6 +209,8 @@ class Settings(BaseSettings):
         values = [
             self.telegram_bot_token.get_secret_value(),
             self.openai_api_key.get_secret_value(),
+            self.transcribe_api_key.get_secret_value(),
+            self.webhook_secret.get_secret_value(),
         ]
         password = make_url(self.database_url).password
         if password:

@@ -15,13 +15,17 @@ from bot.config import Settings
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from bot.domain import UserError
-from bot.services.archive import ArchivedNote, parse_archived_note
+from bot.services.archive import (
+    ArchivedNote,
+    read_archived_note,
+    read_outline_file,
+    transcript_files,
+)
 from bot.services.drafting import DraftResult, DraftService
 from bot.services.intake import IntakeService
 from bot.services.outline import OutlineService
 
 EVAL_USER = 1
-SKIPPED_FILES = {"outline.txt", "readme.md"}
 
 
 @dataclass(frozen=True)
@@ -36,22 +40,12 @@ def read_eval_dir(directory: Path) -> EvalInput:
     outline_file = directory / "outline.txt"
     if not outline_file.is_file():
         raise UserError(f"{directory} has no outline.txt (one section title a line).")
-    lines = [line.strip() for line in outline_file.read_text(encoding="utf-8").splitlines()]
-    title = directory.name
-    if lines and lines[0].startswith("# "):
-        title = lines.pop(0)[2:].strip()
-    files = sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and p.suffix in {".txt", ".md"} and p.name.lower() not in SKIPPED_FILES
-    )
+    outline = read_outline_file(outline_file)
+    files = transcript_files(directory)
     if not files:
         raise UserError(f"{directory} has no transcripts (*.txt or *.md next to outline.txt).")
-    notes = sorted(
-        (parse_archived_note(p.name, p.read_text(encoding="utf-8")) for p in files),
-        key=lambda n: n.created_at,
-    )
-    return EvalInput(title, [line for line in lines if line], notes)
+    notes = sorted((read_archived_note(p) for p in files), key=lambda n: n.created_at)
+    return EvalInput(outline.title or directory.name, outline.sections, notes)
 
 
 async def run_eval(settings: Settings, data: EvalInput) -> tuple[DraftResult, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade_to_head
@@ -23,10 +25,11 @@ AUDIO = Path(__file__).parent / "fixtures" / "audio"
 StartBot = Callable[..., AbstractAsyncContextManager[Any]]
 
 
-# The machines this project runs on start PostgreSQL with trust auth on 127.0.0.1; elsewhere
-# point TEST_POSTGRES_URL at a server where the user may create databases.
+# CI runs PostgreSQL on 127.0.0.1 with trust auth and a database `test`; elsewhere point
+# TEST_POSTGRES_URL at a database on a server where the user may create databases. Each test
+# gets a fresh database of its own, created from this connection and dropped afterwards.
 POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 
 
@@ -45,6 +48,17 @@ def _postgres(statement: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """`main()` installs the bot's handler on the root logger, bound to a stream pytest closes
+    after the test; later tests that log at DEBUG would write to it. Put the root back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
@@ -56,12 +70,20 @@ def sqlite_url(tmp_path: Path) -> str:
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test, dropped afterwards."""
     name = f"bot_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(POSTGRES_ADMIN_URL)
     try:
         _postgres(f'CREATE DATABASE "{name}"')
-    except (OSError, ImportError) as exc:
-        pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_ADMIN_URL}: {exc}")
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    url = f"{base}/{name}"
+    except (OSError, TimeoutError) as exc:  # nothing listening, or unreachable
+        reason = (
+            f"no PostgreSQL server reachable at {admin.render_as_string(hide_password=True)} "
+            f"({type(exc).__name__}: {exc}); set TEST_POSTGRES_URL to use another one"
+        )
+        if os.environ.get("TEST_REQUIRE_POSTGRES"):
+            pytest.fail(f"TEST_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(reason)
+    url = admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(
+        hide_password=False
+    )
     try:
         upgrade_to_head(url)
         yield url
@@ -150,11 +172,16 @@ def start_bot(  # type: ignore[no-untyped-def]
     tmp_path: Path, telegram, whisper: WhisperTranscriber, tiny_model_path: str
 ) -> StartBot:
     """Run the real bot against the fake Telegram server: `async with start_bot(**settings):`."""
-    from bot.app import build_application, running
+    from bot.app import build_application, load_transcriber, running
 
     def start(**extra: object) -> AbstractAsyncContextManager[Any]:
         settings = bot_settings(tmp_path, telegram, tiny_model_path, **extra)
         upgrade_to_head(settings.database_url)
-        return running(build_application(settings, whisper))
+        # The hosted backend is built from the settings, as in production; local whisper is
+        # the session's model, loaded once.
+        transcriber = (
+            load_transcriber(settings) if settings.transcribe_backend == "openai" else whisper
+        )
+        return running(build_application(settings, transcriber))
 
     return start

@@ -171,3 +171,16 @@ async def test_progress_is_shown_while_the_result_is_not_there_yet(
     recorder = _Recorder()
     assert await RemoteTranscription(sessions, notifier=recorder).deliver_pending() == 1
     assert recorder.progress_calls == [(1, 77, 40)]
+
+
+async def test_a_held_note_waits_for_its_retry_time_then_any_worker_takes_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    note = await _voice(sessions, 1, 1)
+    assert await _claim(sessions, "w1") == note
+    async with sessions.begin() as session:  # the transcription service was down
+        await ClaimQueries(session).hold(note, "w1", utcnow() + timedelta(minutes=3))
+    assert await _claim(sessions, "w2") is None
+    async with sessions.begin() as session:
+        later = utcnow() + timedelta(minutes=4)
+        assert await ClaimQueries(session).claim_next("w2", later, LEASE) == note

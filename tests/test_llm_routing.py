@@ -71,6 +71,9 @@ async def test_a_note_naming_no_section_is_filed_where_the_llm_advises(
     [request] = model.requests
     assert "1. Reading list\n2. Meeting times" in request.messages[0]["content"]
     assert "book club meets" in request.messages[-1]["content"].lower()
+    usage = await say(bot, "/usage", "Usage in")
+    assert "routing (fake-model)" in usage and "1 request" in usage, "routing tokens count"
+    assert "in 1 recording" in usage
 
 
 async def test_a_new_spoken_heading_is_offered_and_accepted_with_one_button(

@@ -35,6 +35,7 @@ async def test_upgrade_to_head_matches_models(database_url: str) -> None:
         "note_parts",
         "section_drafts",
         "draft_versions",
+        "usage_events",
         "alembic_version",
     } <= tables
 

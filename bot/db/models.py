@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -253,4 +254,42 @@ class OutboxMessage(Base):
     note_id: Mapped[int] = mapped_column(Integer, index=True)
     kind: Mapped[str] = mapped_column(String(20))  # "outcome" or "progress"
     payload: Mapped[str] = mapped_column(Text)  # JSON
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageKind(enum.StrEnum):
+    TRANSCRIPTION = "transcription"
+    DRAFTING = "drafting"
+    CHECKING = "checking"
+    ROUTING = "routing"
+
+
+class UsageEvent(Base):
+    """What one writer spent: a transcribed recording's audio, or one LLM request's tokens."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        # /usage sums one writer's events of one month.
+        Index("ix_usage_events_owner_created", "owner_id", "created_at"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[UsageKind] = mapped_column(
+        Enum(
+            UsageKind,
+            name="usage_kind",
+            values_callable=lambda e: [m.value for m in e],
+            # Stored as text: a new kind later needs no ALTER TYPE on PostgreSQL.
+            native_enum=False,
+            length=20,
+        )
+    )
+    model: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The endpoint sent no token counts: these are our estimate.
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

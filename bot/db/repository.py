@@ -21,6 +21,8 @@ from bot.db.models import (
     Section,
     SectionDraft,
     SectionSuggestion,
+    UsageEvent,
+    UsageKind,
     User,
 )
 
@@ -307,6 +309,57 @@ class Repository:
         await self.session.flush()
         return version
 
+    # usage -----------------------------------------------------------------------------
+    async def add_usage(
+        self,
+        kind: UsageKind,
+        *,
+        model: str = "",
+        audio_seconds: float = 0.0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        estimated: bool = False,
+    ) -> None:
+        self.session.add(
+            UsageEvent(
+                owner_id=self.owner_id,
+                kind=kind,
+                model=model,
+                audio_seconds=audio_seconds,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                estimated=estimated,
+            )
+        )
+        await self.session.flush()
+
+    async def usage_totals(
+        self, start: datetime, end: datetime
+    ) -> Sequence[tuple[UsageKind, str, bool, int, float, int, int]]:
+        """Per kind, model and estimated flag: events, audio seconds, input and output tokens."""
+        rows = await self.session.execute(
+            select(
+                UsageEvent.kind,
+                UsageEvent.model,
+                UsageEvent.estimated,
+                func.count(UsageEvent.id),
+                func.coalesce(func.sum(UsageEvent.audio_seconds), 0.0),
+                func.coalesce(func.sum(UsageEvent.input_tokens), 0),
+                func.coalesce(func.sum(UsageEvent.output_tokens), 0),
+            )
+            .where(
+                UsageEvent.owner_id == self.owner_id,
+                UsageEvent.created_at >= start,
+                UsageEvent.created_at < end,
+            )
+            .group_by(UsageEvent.kind, UsageEvent.model, UsageEvent.estimated)
+            .order_by(UsageEvent.kind, UsageEvent.model)
+        )
+        return [
+            (kind, model, bool(estimated), int(count), float(seconds), int(inp), int(out))
+            for kind, model, estimated, count, seconds, inp, out in rows
+        ]
+
 
 class JobQueries:
     """Queries for the background worker, which spans all writers by design."""
@@ -386,6 +439,18 @@ class ClaimQueries:
             update(Note)
             .where(Note.id == note_id, Note.claimed_by == worker)
             .values(claimed_by=None, claim_expires_at=None)
+        )
+
+    async def hold(self, note_id: int, worker: str, until: datetime) -> None:
+        """Keep an unfinished note from every worker until `until` (a service is down)."""
+        await self.session.execute(
+            update(Note)
+            .where(
+                Note.id == note_id,
+                Note.claimed_by == worker,
+                Note.status.in_(UNFINISHED_STATUSES),
+            )
+            .values(claim_expires_at=until)
         )
 
     async def request_cancel(self, owner_id: int, now: datetime) -> bool:

@@ -12,6 +12,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from bot.domain import UserError
+from bot.llm.usage import TokenUsage, estimate_tokens, report
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,16 @@ class StructuredLLM:
     async def close(self) -> None:
         await self._client.close()
 
-    async def complete(self, system: str, user: str, schema: type[M]) -> M:
-        """One structured answer; invalid output gets one repair attempt."""
+    async def complete(self, system: str, user: str, schema: type[M], *, purpose: str) -> M:
+        """One structured answer; invalid output gets one repair attempt.
+
+        `purpose` (drafting, checking, routing) labels the tokens each request spends.
+        """
         messages: list[dict[str, str]] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
-        content = await self._ask(messages, schema)
+        content = await self._ask(messages, schema, purpose)
         try:
             return schema.model_validate_json(content)
         except ValidationError as exc:
@@ -119,16 +123,18 @@ class StructuredLLM:
                     f"({problems}). Reply again with only the corrected JSON.",
                 },
             ]
-        content = await self._ask(messages, schema)
+        content = await self._ask(messages, schema, purpose)
         try:
             return schema.model_validate_json(content)
         except ValidationError:
             raise LLMError(INVALID, kind="invalid_output") from None
 
-    async def _ask(self, messages: list[dict[str, str]], schema: type[BaseModel]) -> str:
+    async def _ask(
+        self, messages: list[dict[str, str]], schema: type[BaseModel], purpose: str
+    ) -> str:
         if self._json_schema_supported:
             try:
-                return await self._create(messages, self._json_schema_format(schema))
+                return await self._create(messages, self._json_schema_format(schema), purpose)
             except openai.BadRequestError as exc:
                 if not _is_response_format_unsupported(exc):
                     raise self._bad_request(exc) from None
@@ -144,7 +150,7 @@ class StructuredLLM:
             *messages[1:],
         ]
         try:
-            return await self._create(hinted, {"type": "json_object"})
+            return await self._create(hinted, {"type": "json_object"}, purpose)
         except openai.BadRequestError as exc:
             raise self._bad_request(exc) from None
 
@@ -165,7 +171,9 @@ class StructuredLLM:
         log.error("LLM endpoint rejected the request: %s", exc.code or exc.status_code)
         return LLMError(INVALID, kind="bad_request")
 
-    async def _create(self, messages: list[dict[str, str]], response_format: object) -> str:
+    async def _create(
+        self, messages: list[dict[str, str]], response_format: object, purpose: str
+    ) -> str:
         attempt = 0
         while True:
             try:
@@ -203,6 +211,7 @@ class StructuredLLM:
                 log.error("LLM endpoint error: %s", getattr(exc, "status_code", type(exc).__name__))
                 raise LLMError(UNAVAILABLE, kind="api_error") from None
             else:
+                self._report_usage(response, messages, purpose)
                 return self._content(response)
             attempt += 1
             if attempt > self._max_retries:
@@ -211,6 +220,26 @@ class StructuredLLM:
             delay = min(delay, MAX_BACKOFF_S) * random.uniform(0.8, 1.0)
             log.warning("LLM call failed (%s); retry %d in %.1f s", failure.kind, attempt, delay)
             await asyncio.sleep(delay)
+
+    def _report_usage(self, response: object, messages: list[dict[str, str]], purpose: str) -> None:
+        """Tokens as the endpoint counted them; estimated when it sent no `usage`."""
+        usage = getattr(response, "usage", None)
+        prompt = getattr(usage, "prompt_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+        if isinstance(prompt, int) and isinstance(completion, int):
+            report(TokenUsage(purpose, self.model, prompt, completion, estimated=False))
+            return
+        choices = getattr(response, "choices", None) or []
+        answer = str(getattr(choices[0].message, "content", "") or "") if choices else ""
+        report(
+            TokenUsage(
+                purpose,
+                self.model,
+                sum(estimate_tokens(m["content"]) for m in messages),
+                estimate_tokens(answer),
+                estimated=True,
+            )
+        )
 
     @staticmethod
     def _content(response: object) -> str:

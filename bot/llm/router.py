@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from bot.llm.client import StructuredLLM
 from bot.llm.prompts import Prompt, load_prompt
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
+from bot.llm.usage import ROUTING
 from bot.llm.writer import format_notes
 
 ROUTE_PROMPT = "route_note"
@@ -28,7 +29,9 @@ class LLMRouter:
             outline="\n".join(f"{n}. {t}" for n, t in enumerate(outline, start=1)),
         )
         shortened = NoteForDraft(note.label, note.created_at, note.kind, note.text[:MAX_NOTE_CHARS])
-        return await self._llm.complete(system, format_notes([shortened]), RoutingAdvice)
+        return await self._llm.complete(
+            system, format_notes([shortened]), RoutingAdvice, purpose=ROUTING
+        )
 
     async def close(self) -> None:
         await self._llm.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -11,6 +10,7 @@ from dataclasses import replace
 from bot.llm.client import ContextTooLong, LLMError, StructuredLLM
 from bot.llm.prompts import Prompt, load_prompt
 from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
+from bot.llm.usage import CHECKING, DRAFTING, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,6 @@ TOO_LONG = (
     "These notes are too long for the drafting model even in small parts. "
     "Try a model with a larger context window (OPENAI_MODEL)."
 )
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative token estimate that needs no tokenizer download.
-
-    BPE tokenizers average about 4 characters a token in English and 2.5 to 3 in Russian;
-    counting a token per 3 characters (or 1.4 per word, if higher) errs on the safe side.
-    """
-    return math.ceil(max(len(text) / 3.0, len(text.split()) * 1.4))
 
 
 def format_notes(notes: Sequence[NoteForDraft]) -> str:
@@ -131,7 +122,7 @@ class LLMDraftWriter:
         shortened = _shorten_to_budget(notes, budget - estimate_tokens(draft_text))
         user = format_notes(shortened) + draft_text
         try:
-            return await self._llm.complete(system, user, CoverageReport)
+            return await self._llm.complete(system, user, CoverageReport, purpose=CHECKING)
         except ContextTooLong:
             # The check is an extra; a section too long to check is still a good draft.
             return CoverageReport(points_total=0, lost=[], citations=[])
@@ -161,7 +152,7 @@ class LLMDraftWriter:
                 f"\nThis is part {part[0]} of {part[1]} of this section's notes, in order; "
                 "draft only these notes."
             )
-        return await self._llm.complete(system, user, DraftPiece)
+        return await self._llm.complete(system, user, DraftPiece, purpose=DRAFTING)
 
 
 def _outline_text(outline: Sequence[str]) -> str:

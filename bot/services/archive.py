@@ -14,11 +14,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.domain import NoteKind, UserError
 
 _FRONT_MATTER = re.compile(r"^\ufeff?---\s*\n(.*?)\n---\s*\n?(.*)$", re.DOTALL)
 MAX_ARCHIVE_CHARS = 200_000
+# Files in an archive folder that are not transcripts.
+NOT_TRANSCRIPTS = {"outline.txt", "readme.md"}
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,45 @@ def _parse_date(value: str) -> datetime | None:
         return None
     # Stored as UTC: SQLite keeps no offset, so "08:19+03:00" must become 05:19 first.
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class OutlineFile:
+    title: str | None  # from a first line "# Title"
+    sections: list[str]
+
+
+def read_outline_file(path: Path) -> OutlineFile:
+    """One section title a line; a first line `# Title` names the article (blocking)."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"Cannot read {path} as UTF-8 text.") from None
+    lines = [line.strip() for line in raw.splitlines()]
+    lines = [line for line in lines if line]
+    title = None
+    if lines and lines[0].startswith("# "):
+        title = lines.pop(0)[2:].strip() or None
+    return OutlineFile(title, lines)
+
+
+def transcript_files(directory: Path) -> list[Path]:
+    """The transcripts (*.txt, *.md) of an archive folder, by name (blocking)."""
+    if not directory.is_dir():
+        raise UserError(f"{directory} is not a folder.")
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and p.suffix in {".txt", ".md"} and p.name.lower() not in NOT_TRANSCRIPTS
+    )
+
+
+def read_archived_note(path: Path) -> ArchivedNote:
+    """Read and parse one transcript file (blocking)."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path.name} is not UTF-8 text.") from None
+    except OSError:
+        raise UserError(f"Cannot read {path}.") from None
+    return parse_archived_note(path.name, raw)

@@ -7,13 +7,13 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import NoteStatus
+from bot.db.models import Article, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import UserError
 from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
@@ -21,6 +21,7 @@ from bot.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.services.citations import check_citations
 from bot.services.coverage import Figures, StoredPiece, apply_report
 from bot.services.outline import require_article
+from bot.services.usage import llm_usage_recorded
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,26 @@ class DraftService:
         self._check = check
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def draft(self, owner_id: int, section_number: int | None = None) -> DraftResult:
-        """Draft the article (or one section), calling the LLM only for what changed."""
+    async def draft(
+        self,
+        owner_id: int,
+        section_number: int | None = None,
+        *,
+        article_id: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> DraftResult:
+        """Draft the article (or one section), calling the LLM only for what changed.
+
+        The active article unless `article_id` names another of the writer's articles;
+        `progress(done, total)` is called as sections are done. Tokens spent are stored as
+        the writer's usage.
+        """
         writer = self._writer
         if writer is None:
             raise UserError(NO_LLM)
-        async with self._locks[owner_id]:  # a double /draft must not pay twice
-            snapshot = await self._snapshot(owner_id)
+        # A double /draft must not pay twice.
+        async with self._locks[owner_id], llm_usage_recorded(self._sessions, owner_id):
+            snapshot = await self._snapshot(owner_id, article_id)
             sections = snapshot.sections
             if section_number is not None:
                 if not 1 <= section_number <= len(sections):
@@ -149,7 +163,9 @@ class DraftService:
             figures = Figures()
             reports: list[SectionReport] = []
             check_version = writer.check_version if self._check else "unchecked"
-            for section in sections:
+            for done, section in enumerate(sections):
+                if progress is not None:
+                    progress(done, len(sections))
                 if not section.notes:
                     pieces[section.id] = None
                     reports.append(
@@ -180,6 +196,8 @@ class DraftService:
                     )
                 )
             regenerated = len(new)
+            if progress is not None:
+                progress(len(sections), len(sections))
 
             introduction: DraftPiece | None = None
             if section_number is None:
@@ -247,11 +265,11 @@ class DraftService:
         checked, figures = apply_report(piece, report, notes)
         return StoredPiece(piece=checked, figures=figures)
 
-    async def latest_draft(self, owner_id: int) -> tuple[str, str]:
+    async def latest_draft(self, owner_id: int, article_id: int | None = None) -> tuple[str, str]:
         """The last stored draft as (filename, markdown)."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await require_article(repo)
+            article = await _article(repo, article_id)
             version = await repo.latest_draft_version(article.id)
             if version is None:
                 raise UserError(
@@ -260,18 +278,20 @@ class DraftService:
                 )
             return f"{slugify(article.title)}.md", version.markdown
 
-    async def notes_export(self, owner_id: int) -> tuple[str, str]:
+    async def notes_export(self, owner_id: int, article_id: int | None = None) -> tuple[str, str]:
         """Every transcript grouped by section, as (filename, markdown)."""
-        snapshot = await self._snapshot(owner_id, with_cache=False)
+        snapshot = await self._snapshot(owner_id, article_id, with_cache=False)
         markdown = render_notes_export(
             snapshot.title, [(s.title, s.notes) for s in snapshot.sections], snapshot.unfinished
         )
         return f"{slugify(snapshot.title)}-notes.md", markdown
 
-    async def _snapshot(self, owner_id: int, *, with_cache: bool = True) -> _Snapshot:
+    async def _snapshot(
+        self, owner_id: int, article_id: int | None = None, *, with_cache: bool = True
+    ) -> _Snapshot:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await require_article(repo)
+            article = await _article(repo, article_id)
             by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
             for part, note in await repo.parts_for_article(article.id):
                 if note.status != NoteStatus.TRANSCRIBED:
@@ -320,6 +340,16 @@ class DraftService:
                 await repo.add_draft_version(
                     article_id, markdown, regenerated, model, figures.model_dump_json()
                 )
+
+
+async def _article(repo: Repository, article_id: int | None) -> Article:
+    """The named article of this writer, or the active one."""
+    if article_id is None:
+        return await require_article(repo)
+    article = await repo.article(article_id)
+    if article is None:
+        raise UserError("That article does not exist (any more).")
+    return article
 
 
 def _unique_notes(sections: Sequence[_Section]) -> list[NoteRef]:

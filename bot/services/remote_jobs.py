@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import utcnow
 from bot.db.repository import ClaimQueries, OutboxQueries
 from bot.domain import FiledPart, SuggestedSection, TranscriptionOutcome
-from bot.services.transcription_jobs import REMOVED, Notifier, TranscriptionWorker
+from bot.services.transcription_jobs import (
+    REMOVED,
+    UNAVAILABLE_RETRY_S,
+    Notifier,
+    TranscriptionWorker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +146,12 @@ class ClaimingWorker:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        # Finished (filed or failed): the claim no longer matters. Left in place on a crash
-        # or cancellation (stop() gives it back), so nobody takes a note still in work.
+        # A note still unfinished now waits for a transcription service that is down: nobody
+        # takes it before the retry time. Filed or failed notes are never claimed again. A
+        # claim is left in place on a crash or cancellation (stop() gives it back).
+        async with self._sessions.begin() as session:
+            retry_at = utcnow() + timedelta(seconds=UNAVAILABLE_RETRY_S)
+            await ClaimQueries(session).hold(note_id, self.name, retry_at)
         self._claimed.discard(note_id)
         return True
 

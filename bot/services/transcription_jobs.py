@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import Note, NoteStatus, utcnow
+from bot.db.models import Note, NoteStatus, UsageKind, utcnow
 from bot.db.repository import JobQueries, Repository
 from bot.domain import SuggestedSection, TranscriptionOutcome, UserError
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
@@ -25,7 +25,13 @@ from bot.services.citations import quote_in
 from bot.services.filing import file_transcript
 from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
-from bot.transcription.base import Transcriber, TranscriptionCancelled, TranscriptionError
+from bot.services.usage import llm_usage_recorded
+from bot.transcription.base import (
+    Transcriber,
+    TranscriptionCancelled,
+    TranscriptionError,
+    TranscriptionUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ MIN_DECODED_SHARE = 0.6
 MAX_SUGGESTIONS = 3
 # Routing is an extra: it may not hold the single worker (and every queued note) for long.
 ROUTING_TIMEOUT_S = 45.0
+# A hosted transcription service that is down gets the note again this much later (bounded
+# by MAX_JOB_ATTEMPTS, like a crash).
+UNAVAILABLE_RETRY_S = 180.0
 
 
 class DownloadError(Exception):
@@ -108,6 +117,7 @@ DAMAGED = (
     "Please send it again."
 )
 GAVE_UP = "I couldn't transcribe that recording after several tries, so I set it aside."
+RETRY_LATER = "Your recording is kept; I'll try again in a few minutes."
 
 
 class TranscriptionWorker:
@@ -136,6 +146,7 @@ class TranscriptionWorker:
         self._queued: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._current: tuple[int, int, threading.Event] | None = None  # note, owner, cancel
+        self._retries: set[asyncio.TimerHandle] = set()
 
     # lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +154,9 @@ class TranscriptionWorker:
         self._task = asyncio.create_task(self._run(), name="transcription-worker")
 
     async def stop(self) -> None:
+        for retry in self._retries:  # the next start resumes those notes anyway
+            retry.cancel()
+        self._retries.clear()
         if self._current is not None:
             self._current[2].set()
         if self._task is not None:
@@ -238,9 +252,13 @@ class TranscriptionWorker:
         except TranscriptionCancelled:
             await self._finish_failed(job, CANCELLED, path)
             return
+        except TranscriptionUnavailable as exc:
+            log.warning("Transcription service unavailable for note %s: %s", job.note_id, exc)
+            await self._retry_later(job, exc.user_message)
+            return
         except TranscriptionError as exc:
             log.warning("Note %s could not be transcribed: %s", job.note_id, exc)
-            await self._finish_failed(job, UNREADABLE, path)
+            await self._finish_failed(job, exc.user_message or UNREADABLE, path)
             return
         finally:
             if reporter is not None:
@@ -257,7 +275,9 @@ class TranscriptionWorker:
         if cancel.is_set():  # /cancel or /undo while the LLM was routing
             await self._finish_failed(job, CANCELLED, path)
             return
-        outcome = await self._file(job, transcript.text, transcript.language, advice)
+        outcome = await self._file(
+            job, transcript.text, transcript.language, advice, audio_seconds=transcript.duration
+        )
         # Filed, or the note was deleted meanwhile: either way the audio is no longer needed.
         _discard(path)
         if outcome is not None:
@@ -337,9 +357,10 @@ class TranscriptionWorker:
             return None
         note = NoteForDraft(f"N{job.note_id}", job.created_at, "voice", text)
         try:
-            return await asyncio.wait_for(
-                self._router.advise(job.article_title, job.outline, note), ROUTING_TIMEOUT_S
-            )
+            async with llm_usage_recorded(self._sessions, job.owner_id):
+                return await asyncio.wait_for(
+                    self._router.advise(job.article_title, job.outline, note), ROUTING_TIMEOUT_S
+                )
         except Exception:
             log.warning(
                 "LLM routing failed for note %s; filing without it", job.note_id, exc_info=True
@@ -347,7 +368,13 @@ class TranscriptionWorker:
             return None
 
     async def _file(
-        self, job: _Job, text: str, language: str | None, advice: RoutingAdvice | None = None
+        self,
+        job: _Job,
+        text: str,
+        language: str | None,
+        advice: RoutingAdvice | None = None,
+        *,
+        audio_seconds: float = 0.0,
     ) -> TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
@@ -361,6 +388,8 @@ class TranscriptionWorker:
             note.status = NoteStatus.TRANSCRIBED
             note.transcribed_at = utcnow()
             note.error = None
+            # Counted in the transaction that files the note: once, and only when filed.
+            await repo.add_usage(UsageKind.TRANSCRIPTION, audio_seconds=audio_seconds)
             sections = list(await repo.sections(note.article_id))
             # The LLM numbered the outline as it was when the job started; the writer may
             # have changed it since, so the number is resolved against that outline's ids.
@@ -412,6 +441,25 @@ class TranscriptionWorker:
                 ack_message_id=job.ack_message_id,
                 ok=False,
                 failure=reason,
+            )
+        )
+
+    async def _retry_later(self, job: _Job, reason: str) -> None:
+        """The note stays unfinished with its audio; the writer hears why, once a try."""
+
+        def retry() -> None:
+            self._retries.discard(handle)
+            self.enqueue(job.note_id)
+
+        handle = asyncio.get_running_loop().call_later(UNAVAILABLE_RETRY_S, retry)
+        self._retries.add(handle)
+        await self._notifier.deliver(
+            TranscriptionOutcome(
+                note_id=job.note_id,
+                chat_id=job.chat_id,
+                ack_message_id=job.ack_message_id,
+                ok=False,
+                failure=f"{reason} {RETRY_LATER}",
             )
         )
 

@@ -33,6 +33,7 @@ from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import TranscriptionQueue
 from bot.services.transcription_jobs import DownloadError
+from bot.services.usage import UsageService
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
@@ -54,6 +55,7 @@ COMMANDS = [
     BotCommand("notes", "A section's notes, to move or delete"),
     BotCommand("undo", "Delete your last note"),
     BotCommand("cancel", "Stop the running transcription"),
+    BotCommand("usage", "Audio minutes and LLM tokens this month"),
     BotCommand("help", "How this bot works"),
 ]
 
@@ -67,6 +69,7 @@ class ChatHandlers:
     worker: TranscriptionQueue
     drafts: DraftService
     notes: NotesService
+    usage: UsageService
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -88,6 +91,7 @@ class ChatHandlers:
             "notes": self.show_notes,
             "undo": self.undo,
             "cancel": self.cancel,
+            "usage": self.show_usage,
         }
         for name, callback in commands.items():
             app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
@@ -306,6 +310,11 @@ class ChatHandlers:
         """/cancel: stop the writer's running transcription."""
         user_id, _ = _ids(update)
         await self._reply(update, texts.cancelled(await self.worker.cancel(user_id)))
+
+    async def show_usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/usage: audio minutes and LLM tokens of this calendar month."""
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.usage(await self.usage.this_month(user_id)))
 
     async def draft(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/draft or /draft <n>: the notes become a draft, sent in chat and as a .md file."""

@@ -16,6 +16,7 @@ from bot.markdown import stamp
 from bot.render import escape, shorten
 from bot.services.drafting import DraftResult
 from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
+from bot.services.usage import UsageSummary
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -39,6 +40,7 @@ or to the sections whose titles you say aloud.
 /notes [<i>n</i>] – the notes of section n (or the active one), to move or delete
 /undo – delete your last note
 /cancel – stop the transcription that is running
+/usage – audio minutes and LLM tokens used this month
 /help – this message"""
 
 START_GREETING = "Hi! " + HELP
@@ -224,6 +226,38 @@ def coverage(result: DraftResult) -> str:
         f" ({figures.citations_removed} unsupported removed)" if figures.citations_removed else ""
     )
     return f"\nKept {kept}/{figures.points_total} points{restored}; citations checked{removed}."
+
+
+def usage(summary: UsageSummary) -> str:
+    lines = [f"<b>Usage in {summary.month_start:%B %Y}</b> (UTC)"]
+    if not summary.notes_transcribed and not summary.llm:
+        lines.append("Nothing transcribed or drafted yet this month.")
+        return "\n".join(lines)
+    minutes = summary.audio_seconds / 60
+    lines.append(
+        f"🎙 Audio transcribed: {minutes:.1f} min in {_recordings(summary.notes_transcribed)}"
+    )
+    if not summary.llm:
+        lines.append("🤖 LLM: no requests yet.")
+        return "\n".join(lines)
+    about = "≈" if summary.estimated else ""
+    lines.append(
+        f"🤖 LLM tokens: {about}{summary.input_tokens:,} in, {about}{summary.output_tokens:,} out"
+    )
+    for line in summary.llm:
+        about = "≈" if line.estimated else ""
+        requests = "1 request" if line.requests == 1 else f"{line.requests:,} requests"
+        lines.append(
+            f"• {line.purpose} ({escape(line.model)}): {about}{line.input_tokens:,} in, "
+            f"{about}{line.output_tokens:,} out, {requests}"
+        )
+    if summary.estimated:
+        lines.append("≈ estimated: the LLM endpoint did not report token counts.")
+    return "\n".join(lines)
+
+
+def _recordings(count: int) -> str:
+    return "1 recording" if count == 1 else f"{count:,} recordings"
 
 
 def draft_failed(message: str) -> str:

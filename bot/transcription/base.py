@@ -9,7 +9,24 @@ from typing import Protocol
 
 
 class TranscriptionError(Exception):
-    """The audio could not be decoded or transcribed."""
+    """The audio could not be decoded or transcribed.
+
+    `user_message`, when set, says why in words for the writer (safe to show in chat);
+    without it the bot says the recording could not be read.
+    """
+
+    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+        super().__init__(reason)
+        self.user_message = user_message
+
+
+class TranscriptionUnavailable(TranscriptionError):
+    """The transcription service cannot take the recording now (outage, rate limit, key or
+    quota); the recording itself is fine, so the note is kept and tried again later."""
+
+    def __init__(self, reason: str, *, user_message: str) -> None:
+        super().__init__(reason, user_message=user_message)
+        self.user_message: str = user_message
 
 
 class TranscriptionCancelled(Exception):

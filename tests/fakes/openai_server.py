@@ -1,9 +1,11 @@
-"""Fake OpenAI-compatible Chat Completions server for tests (real HTTP, background thread)."""
+"""Fake OpenAI-compatible server for tests (real HTTP, background thread): Chat Completions
+and Audio Transcriptions (multipart upload, json / verbose_json / text answers)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import math
 import socket
@@ -23,6 +25,7 @@ __all__ = [
     "Call",
     "FakeOpenAI",
     "Responder",
+    "TranscriptionCall",
     "default_responder",
     "synthesize_from_schema",
 ]
@@ -55,6 +58,36 @@ NO_JSON_SCHEMA_MESSAGE = "response_format json_schema is not supported by this m
 # (The SDK ignores a bare "retry-after: 0" and falls back to its 0.5 s+ exponential backoff.)
 _FAST_RETRY_HEADERS = {"retry-after-ms": "10"}
 _MAX_SYNTH_DEPTH = 8
+
+
+@dataclass
+class TranscriptionCall:
+    """One /audio/transcriptions request: its form fields and the uploaded file."""
+
+    headers: dict[str, str]
+    fields: dict[str, str]
+    filename: str | None
+    size: int
+    status: int = 0
+    failure: str | None = None
+
+
+# OpenAI's upload limit for transcriptions.
+MAX_TRANSCRIPTION_BYTES = 25 * 1024 * 1024
+
+
+def audio_seconds(data: bytes) -> float | None:
+    """Decoded length of an uploaded recording, as a real server measures it (None: unreadable)."""
+    import av
+
+    seconds = 0.0
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            for frame in container.decode(audio=0):
+                seconds += frame.samples / frame.sample_rate
+    except Exception:
+        return seconds or None
+    return seconds
 
 
 @dataclass
@@ -324,6 +357,17 @@ class FakeOpenAI:
         self._schema_responders: dict[str, Responder] = {}
         self._reject_json_schema = False
         self.reject_temperature = False
+        # Some OpenAI-compatible servers send no `usage` with their answers.
+        self.report_usage = True
+        # What /audio/transcriptions answers: the text, and per-segment silence scores.
+        self.transcript_text = "The book club meets on Thursday to discuss the new novel."
+        self.transcript_language = "english"
+        self.transcript_no_speech_prob = 0.01
+        self.transcript_avg_logprob = -0.2
+        # False: answer verbose_json with 400 and json without a duration, like servers that
+        # only have the basic format.
+        self.verbose_json = True
+        self._transcriptions: list[TranscriptionCall] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -403,6 +447,7 @@ class FakeOpenAI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/chat/completions", self._handle_chat)
+        app.router.add_post("/v1/audio/transcriptions", self._handle_transcription)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -428,6 +473,12 @@ class FakeOpenAI:
         """Snapshot of every chat completions request received, in order (incl. failed)."""
         with self._lock:
             return list(self._calls)
+
+    @property
+    def transcriptions(self) -> list[TranscriptionCall]:
+        """Snapshot of every /audio/transcriptions request received, in order (incl. failed)."""
+        with self._lock:
+            return list(self._transcriptions)
 
     def completions(self) -> list[Call]:
         """Requests that were answered with HTTP 200 (a completion, incl. refusals/bad JSON)."""
@@ -599,6 +650,97 @@ class FakeOpenAI:
         content = result if isinstance(result, str) else json.dumps(result)
         return self._completion(call, content=content)
 
+    async def _handle_transcription(self, request: web.Request) -> web.StreamResponse:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        fields: dict[str, str] = {}
+        data = b""
+        filename: str | None = None
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, web.FileField):
+                    data, filename = value.file.read(), value.filename
+                else:
+                    fields[key] = str(value)
+        call = TranscriptionCall(headers=headers, fields=fields, filename=filename, size=len(data))
+        with self._lock:
+            self._transcriptions.append(call)
+            failure = self._failures.popleft() if self._failures else None
+            call.failure = failure
+        response = await self._transcribe(call, data, failure)
+        with self._lock:
+            call.status = response.status
+        return response
+
+    async def _transcribe(
+        self, call: TranscriptionCall, data: bytes, failure: str | None
+    ) -> web.Response:
+        if call.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self._json(
+                401,
+                _error_body(
+                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                ),
+            )
+        if call.filename is None or "model" not in call.fields:
+            return self._json(
+                400, _error_body("Missing required parameter: 'file'.", "invalid_request_error")
+            )
+        if failure is not None:
+            early = self._failure_response(failure, uses_json_schema=False)
+            if early is not None:
+                return early
+            if failure == "timeout":
+                await self._hang()
+        if call.size > MAX_TRANSCRIPTION_BYTES:
+            return self._json(
+                413,
+                _error_body("Maximum content size limit exceeded.", "invalid_request_error"),
+            )
+        response_format = call.fields.get("response_format", "json")
+        if response_format == "verbose_json" and not self.verbose_json:
+            return self._json(
+                400,
+                _error_body(
+                    "response_format 'verbose_json' is not supported", "invalid_request_error"
+                ),
+            )
+        seconds = audio_seconds(data)
+        if seconds is None:
+            return self._json(
+                400,
+                _error_body(
+                    "Audio file might be corrupted or unsupported", "invalid_request_error"
+                ),
+            )
+        text = self.transcript_text
+        if response_format == "text":
+            return web.Response(text=text, content_type="text/plain")
+        if response_format != "verbose_json":
+            return self._json(200, {"text": text})
+        segment = {
+            "id": 0,
+            "seek": 0,
+            "start": 0.0,
+            "end": seconds,
+            "text": f" {text}",
+            "tokens": [50364],
+            "temperature": 0.0,
+            "avg_logprob": self.transcript_avg_logprob,
+            "compression_ratio": 1.2,
+            "no_speech_prob": self.transcript_no_speech_prob,
+        }
+        return self._json(
+            200,
+            {
+                "task": "transcribe",
+                "language": self.transcript_language,
+                "duration": seconds,
+                "text": text,
+                "segments": [segment] if text else [],
+            },
+        )
+
     def _failure_response(self, kind: str, *, uses_json_schema: bool) -> web.Response | None:
         if kind == "rate_limit":
             return self._json(
@@ -693,6 +835,8 @@ class FakeOpenAI:
             },
             "system_fingerprint": "fp_fake",
         }
+        if not self.report_usage:
+            del payload["usage"]
         return self._json(200, payload)
 
     @staticmethod

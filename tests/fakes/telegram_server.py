@@ -476,6 +476,10 @@ class FakeTelegram:
         self._pending: list[JSONDict] = []  # delivered or not, until confirmed by offset
         self._forced: list[JSONDict] = []  # redelivered; dropped once handed out
         self._allowed_updates: list[str] | None = None
+        # Set by setWebhook: updates are then pushed to the bot by POST, as Telegram does.
+        self._webhook: JSONDict | None = None
+        self._pusher: asyncio.Task[None] | None = None
+        self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
 
         self._files: dict[str, _StoredFile] = {}
         self._files_by_path: dict[str, str] = {}
@@ -576,9 +580,14 @@ class FakeTelegram:
         await site.start()
         self._runner = runner
         self.port = sock.getsockname()[1]
+        self._pusher = asyncio.create_task(self._push_to_webhook())
 
     async def _astop(self) -> None:
         self._notify_waiters()
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1093,6 +1102,13 @@ class FakeTelegram:
             return self._error(failure.error_code, failure.description, extra)
         try:
             if method.lower() == "getupdates":
+                with self._lock:
+                    if self._webhook is not None:
+                        raise _ApiError(
+                            409,
+                            "Conflict: can't use getUpdates method while webhook is active; "
+                            "use deleteWebhook to delete the webhook first",
+                        )
                 body = await self._get_updates(params)
             else:
                 with self._lock:
@@ -1171,6 +1187,51 @@ class FakeTelegram:
                 await asyncio.wait({fut}, timeout=remaining)
             finally:
                 self._waiters.discard(fut)
+
+    async def _push_to_webhook(self) -> None:
+        """While a webhook is set, POST each pending update to it with the secret header;
+        an update counts as delivered only on a 2xx answer (otherwise retried)."""
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession() as session:
+            while not self._closing:
+                with self._lock:
+                    hook = self._webhook
+                    batch = self._take_updates(1) if hook is not None else []
+                if hook is None or not batch:
+                    fut: asyncio.Future[None] = loop.create_future()
+                    self._waiters.add(fut)
+                    try:
+                        await asyncio.wait({fut}, timeout=0.5)
+                    finally:
+                        self._waiters.discard(fut)
+                    continue
+                update = batch[0]
+                headers = {"Content-Type": "application/json"}
+                if hook.get("secret_token"):
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = str(hook["secret_token"])
+                try:
+                    async with session.post(
+                        str(hook["url"]), data=json.dumps(update), headers=headers, timeout=10
+                    ) as response:
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                with self._lock:
+                    self.webhook_deliveries.append((int(update["update_id"]), status))
+                    if 200 <= status < 300:
+                        uid = update["update_id"]
+                        self._pending = [u for u in self._pending if u["update_id"] != uid]
+                        self._forced = [u for u in self._forced if u["update_id"] != uid]
+                if not 200 <= status < 300:
+                    await asyncio.sleep(0.2)
+
+    @property
+    def webhook(self) -> JSONDict | None:
+        """What setWebhook registered (url, secret_token, allowed_updates), or None."""
+        with self._lock:
+            return copy.deepcopy(self._webhook)
 
     def _confirm(self, offset: int) -> None:
         if offset < 0:
@@ -1261,7 +1322,31 @@ class FakeTelegram:
             "has_main_web_app": False,
         }
 
+    def _m_setwebhook(self, params: dict[str, Any]) -> bool:
+        url = params.get("url")
+        if not isinstance(url, str) or not url:
+            return self._m_deletewebhook(params)
+        if not url.startswith(("https://", "http://")):
+            raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list) and allowed:
+            self._allowed_updates = [str(a) for a in allowed]
+        if params.get("drop_pending_updates") is True:
+            self._pending.clear()
+            self._forced.clear()
+        self._webhook = {
+            "url": url,
+            "secret_token": None if secret is None else str(secret),
+            "allowed_updates": allowed,
+        }
+        self._wake()
+        return True
+
     def _m_deletewebhook(self, params: dict[str, Any]) -> bool:
+        self._webhook = None
         if params.get("drop_pending_updates") is True:
             self._pending.clear()
             self._forced.clear()
@@ -1269,7 +1354,7 @@ class FakeTelegram:
 
     def _m_getwebhookinfo(self, params: dict[str, Any]) -> JSONDict:
         return {
-            "url": "",
+            "url": self._webhook["url"] if self._webhook else "",
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending) + len(self._forced),
         }
@@ -1443,6 +1528,7 @@ class FakeTelegram:
 
 _HANDLERS: dict[str, Callable[[FakeTelegram, dict[str, Any]], Any]] = {
     "getme": FakeTelegram._m_getme,
+    "setwebhook": FakeTelegram._m_setwebhook,
     "deletewebhook": FakeTelegram._m_deletewebhook,
     "getwebhookinfo": FakeTelegram._m_getwebhookinfo,
     "sendmessage": FakeTelegram._m_sendmessage,

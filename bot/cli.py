@@ -1,0 +1,398 @@
+"""Offline commands over the bot's own services: transcribe, import, draft, export.
+
+They work on the configured database (migrated first), so an article imported here shows up
+in the writer's /sections and /articles, and a draft made here is the one /export sends.
+Results go to stdout, progress bars and messages to stderr; an expected failure is one short
+line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tqdm import tqdm
+
+from bot.config import Settings
+from bot.domain import ArticleInfo, Outline, UserError
+from bot.services.archive import (
+    ArchivedNote,
+    read_archived_note,
+    read_outline_file,
+    transcript_files,
+)
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("transcribe", "import", "draft", "export")
+NO_LLM = "draft needs an LLM: set OPENAI_API_KEY and/or OPENAI_BASE_URL."
+
+
+def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The offline subcommands of `python -m bot`."""
+    transcribe = sub.add_parser(
+        "transcribe", help="print the transcript of audio files (the configured whisper model)"
+    )
+    transcribe.add_argument("files", type=Path, nargs="+", metavar="FILE")
+
+    user_help = "Telegram user id (default: the only id in ALLOWED_USER_IDS)"
+    article_help = "the article's title (any case) or its number as /articles shows it"
+
+    importing = sub.add_parser(
+        "import",
+        help="import a folder of transcripts (archive format) into an article",
+        description="Import every transcript (*.txt, *.md with --- front matter) of DIR into "
+        "the article TITLE, creating it if needed, split at spoken section titles. "
+        "Importing the same files again adds nothing.",
+    )
+    importing.add_argument("directory", type=Path, metavar="DIR")
+    importing.add_argument(
+        "--article", metavar="TITLE", help="article title (default: `# Title` in outline.txt)"
+    )
+    importing.add_argument(
+        "--outline",
+        type=Path,
+        metavar="FILE",
+        help="section titles, one a line (default: DIR/outline.txt when present)",
+    )
+    importing.add_argument("--user", type=int, metavar="ID", help=user_help)
+
+    draft = sub.add_parser(
+        "draft", help="draft an article with the configured LLM, like /draft (stored as a version)"
+    )
+    draft.add_argument("article", metavar="ARTICLE", help=article_help)
+    draft.add_argument("--section", type=int, metavar="N", help="draft only section N")
+    draft.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the markdown here")
+    draft.add_argument("--user", type=int, metavar="ID", help=user_help)
+
+    export = sub.add_parser("export", help="print or write the latest stored draft, like /export")
+    export.add_argument("article", metavar="ARTICLE", help=article_help)
+    export.add_argument(
+        "--notes", action="store_true", help="every transcript by section instead (no LLM)"
+    )
+    export.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the markdown here")
+    export.add_argument("--user", type=int, metavar="ID", help=user_help)
+
+
+def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    """Run one offline command; failures become a short message and exit status 1."""
+    try:
+        if command == "transcribe":
+            return transcribe(settings, args.files)
+        owner_id = resolve_user(settings, args.user)
+        from bot.db.migrate import upgrade_to_head
+
+        upgrade_to_head(settings.database_url)
+        if command == "import":
+            return asyncio.run(import_folder(settings, owner_id, args))
+        if command == "draft":
+            return asyncio.run(draft(settings, owner_id, args))
+        return asyncio.run(export(settings, owner_id, args))
+    except UserError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Details only on request: an exception's text may hold a URL or a path with secrets.
+        log.debug("%s failed", command, exc_info=True)
+        print(
+            f"{command} failed unexpectedly ({type(exc).__name__}). "
+            "Run with LOG_LEVEL=DEBUG for details.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def resolve_user(settings: Settings, user_id: int | None) -> int:
+    """--user, or the single allowed user; several or none is ambiguous."""
+    if user_id is not None:
+        return user_id
+    if len(settings.allowed_user_ids) == 1:
+        return next(iter(settings.allowed_user_ids))
+    known = ", ".join(str(i) for i in sorted(settings.allowed_user_ids)) or "none"
+    raise UserError(f"Which writer? Pass --user ID (ALLOWED_USER_IDS: {known}).")
+
+
+def _progress(total: int, description: str, unit: str) -> tqdm:
+    # disable=None: no bar when stderr is not a terminal (pipes, logs, tests).
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=None)
+
+
+def _write_or_print(markdown: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(markdown)
+        return
+    try:
+        out.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"Cannot write {out}: {exc.strerror or 'error'}.") from None
+    print(f"Wrote {out}", file=sys.stderr)
+
+
+# transcribe -------------------------------------------------------------------------------
+def transcribe(settings: Settings, files: Sequence[Path]) -> int:
+    """Print each file's transcript, under its name as a heading when there are several."""
+    from bot.app import load_transcriber
+    from bot.services.transcription_jobs import MIN_SPEECH_SECONDS
+    from bot.transcription.base import TranscriptionError
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"No such file: {', '.join(missing)}")
+    transcriber = load_transcriber(settings)
+    # Its per-file INFO lines would break up the progress bars; they say nothing new here.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    failed = 0
+    for number, path in enumerate(files):
+        with _progress(0, path.name, "s") as bar:
+            try:
+                transcript = transcriber.transcribe(path, progress=_AudioProgress(bar))
+                bar.update(bar.total - bar.n)  # the last segment may end before the file does
+            except TranscriptionError:
+                transcript = None
+        if len(files) > 1:
+            print(f"{'' if number == 0 else chr(10)}## {path.name}\n", flush=True)
+        if transcript is None:
+            print(f"{path.name}: could not read it as audio.", file=sys.stderr)
+            failed += 1
+        elif not transcript.text or transcript.speech_duration < MIN_SPEECH_SECONDS:
+            print(f"{path.name}: no speech found.", file=sys.stderr)
+            failed += 1
+        else:
+            print(transcript.text, flush=True)
+    return 1 if failed else 0
+
+
+class _AudioProgress:
+    """Whisper reports seconds decoded out of the file's length."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self._bar = bar
+
+    def __call__(self, done_seconds: float, total_seconds: float) -> None:
+        self._bar.total = round(total_seconds)
+        self._bar.update(round(done_seconds) - self._bar.n)
+
+
+# the database commands --------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    from bot.db.session import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def _article_list(articles: Sequence[ArticleInfo]) -> str:
+    return "\n".join(f"  {a.number}. {a.title}" for a in articles)
+
+
+async def find_article(
+    sessions: async_sessionmaker[AsyncSession], owner_id: int, reference: str
+) -> ArticleInfo:
+    """An article by its number as /articles shows it, or by its title ignoring case."""
+    from bot.services.outline import OutlineService, normalise_title
+
+    articles = await OutlineService(sessions).articles(owner_id)
+    if not articles:
+        raise UserError(f"User {owner_id} has no articles yet.")
+    wanted = reference.strip()
+    if wanted.lstrip("#").isdigit():
+        number = int(wanted.lstrip("#"))
+        matches = [a for a in articles if a.number == number]
+    else:
+        matches = [a for a in articles if normalise_title(a.title) == normalise_title(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        numbers = ", ".join(str(a.number) for a in matches)
+        raise UserError(f"Several articles are called “{wanted}”; pass the number ({numbers}).")
+    raise UserError(
+        f"No article “{wanted}” for user {owner_id}. Their articles:\n{_article_list(articles)}"
+    )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    outline: Outline
+    new_notes: int
+    already_there: int
+    new_by_section: Counter[int]  # section number -> new notes filed there
+    created_article: bool
+
+
+def _read_folder(
+    directory: Path, outline_path: Path | None
+) -> tuple[list[ArchivedNote], list[str], list[str], str | None]:
+    """The notes, the outline, files skipped (with why) and the outline's title (blocking)."""
+    files = transcript_files(directory)
+    if outline_path is None and (directory / "outline.txt").is_file():
+        outline_path = directory / "outline.txt"
+    sections: list[str] = []
+    outline_title = None
+    if outline_path is not None:
+        outline_file = read_outline_file(outline_path)
+        sections, outline_title = outline_file.sections, outline_file.title
+    notes, skipped = [], []
+    for path in files:
+        try:
+            notes.append(read_archived_note(path))
+        except UserError as exc:
+            skipped.append(exc.message)
+    if not notes and not skipped:
+        raise UserError(f"{directory} has no transcripts (*.txt or *.md).")
+    notes.sort(key=lambda n: n.created_at)
+    return notes, sections, skipped, outline_title
+
+
+async def import_notes(
+    sessions: async_sessionmaker[AsyncSession],
+    owner_id: int,
+    title: str,
+    sections: list[str],
+    notes: Sequence[ArchivedNote],
+    on_note: Callable[[], None] = lambda: None,
+) -> ImportReport:
+    """Make `title` the writer's active article (created if missing), apply the outline,
+    and import the notes into it, split at spoken section titles like the chat's import."""
+    from bot.services.intake import IntakeService
+    from bot.services.outline import OutlineService, normalise_title
+
+    outlines, intake = OutlineService(sessions), IntakeService(sessions)
+    # The CLI writes as the writer's private chat, whose id is the user id: a file imported
+    # here and sent in the chat is the same note (the same chat and derived message id).
+    chat_id = owner_id
+    existing = [
+        a
+        for a in await outlines.articles(owner_id)
+        if normalise_title(a.title) == normalise_title(title)
+    ]
+    if len(existing) > 1:
+        numbers = ", ".join(str(a.number) for a in existing)
+        raise UserError(f"Several articles are called “{title}” ({numbers}); rename one first.")
+    if existing:
+        await outlines.use_article(owner_id, existing[0].number)
+    else:
+        await outlines.new_article(owner_id, chat_id, title)
+    if sections:
+        await outlines.set_outline(owner_id, chat_id, sections)
+    new_notes, already_there = 0, 0
+    new_by_section: Counter[int] = Counter()
+    for note in notes:
+        created, parts = await intake.import_archived(owner_id, chat_id, note)
+        if created:
+            new_notes += 1
+            new_by_section.update({p.section_number for p in parts})
+        else:
+            already_there += 1
+        on_note()
+    outline = await outlines.outline(owner_id)
+    assert outline is not None  # made active above
+    return ImportReport(outline, new_notes, already_there, new_by_section, not existing)
+
+
+def format_import(report: ImportReport) -> str:
+    article = report.outline.article
+    verb = "Created" if report.created_article else "Updated"
+    lines = [
+        f"{verb} article {article.number} “{article.title}”: {report.new_notes} new "
+        f"note(s) imported, {report.already_there} imported before.",
+    ]
+    width = max((len(s.title) for s in report.outline.sections), default=0)
+    for section in report.outline.sections:
+        added = report.new_by_section.get(section.number, 0)
+        count = "1 note" if section.note_count == 1 else f"{section.note_count} notes"
+        lines.append(
+            f"{section.number:>3}. {section.title:<{width}}  {count:>9}"
+            + (f" (+{added} new)" if added else "")
+        )
+    lines.append("It is now the active article in the chat (see /sections).")
+    return "\n".join(lines)
+
+
+async def import_folder(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
+    notes, sections, skipped, outline_title = _read_folder(args.directory, args.outline)
+    title = args.article or outline_title
+    if not title:
+        raise UserError("Name the article: --article TITLE (or a first line `# Title` in outline).")
+    async with _database(settings) as sessions:
+        with _progress(len(notes), "Importing", "note") as bar:
+            report = await import_notes(
+                sessions, owner_id, title, sections, notes, lambda: bar.update(1)
+            )
+    print(format_import(report))
+    for reason in skipped:
+        print(f"Skipped: {reason}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
+    """Draft like /draft (incremental, stored as a version, usage recorded for the writer)."""
+    from bot.app import build_writer
+    from bot.services.drafting import DraftService
+
+    writer = build_writer(settings) if settings.llm_configured else None
+    if writer is None:
+        raise UserError(NO_LLM)
+    try:
+        async with _database(settings) as sessions:
+            article = await find_article(sessions, owner_id, args.article)
+            service = DraftService(sessions, writer, check=settings.draft_check)
+            with _progress(0, "Drafting", "section") as bar:
+
+                def advance(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                result = await service.draft(
+                    owner_id, args.section, article_id=article.id, progress=advance
+                )
+    finally:
+        await writer.close()
+    _write_or_print(result.markdown, args.out)
+    if result.from_stored:
+        summary = "Nothing new since the last draft: this is the stored one."
+    else:
+        summary = (
+            f"Drafted “{article.title}”: {result.sections_regenerated} of "
+            f"{result.sections_with_notes} section(s) with notes redrafted."
+        )
+    figures = result.figures
+    if figures.checked:
+        kept = figures.points_total - figures.points_restored
+        summary += (
+            f" Kept {kept}/{figures.points_total} points, restored {figures.points_restored};"
+            f" {figures.citations_removed} unsupported citation(s) removed."
+        )
+    if result.unfinished_notes:
+        summary += f" {result.unfinished_notes} note(s) still being transcribed are not in it."
+    print(summary, file=sys.stderr)
+    return 0
+
+
+async def export(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
+    """The latest stored draft (or, with --notes, every transcript) as markdown."""
+    from bot.services.drafting import DraftService
+
+    async with _database(settings) as sessions:
+        article = await find_article(sessions, owner_id, args.article)
+        service = DraftService(sessions, None)
+        if args.notes:
+            _, markdown = await service.notes_export(owner_id, article.id)
+        else:
+            _, markdown = await service.latest_draft(owner_id, article.id)
+    _write_or_print(markdown, args.out)
+    return 0
