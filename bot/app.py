@@ -51,16 +51,20 @@ class Runtime:
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """Load the whisper model once; a model name is fetched into DATA_DIR/models."""
-    return WhisperTranscriber(
+    """Load the whisper model once and warm it up; a model name is fetched into DATA_DIR/models."""
+    workers, cpu_threads = settings.whisper_parallelism
+    transcriber = WhisperTranscriber(
         settings.whisper_model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
         language=settings.whisper_language,
-        cpu_threads=settings.whisper_cpu_threads,
+        cpu_threads=cpu_threads,
+        workers=workers,
         download_root=settings.data_dir / "models",
     )
+    transcriber.warm_up()
+    return transcriber
 
 
 def _llm(settings: Settings) -> StructuredLLM:
@@ -119,6 +123,7 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
         TelegramNotifier(chat),
         settings.audio_dir,
         router=router,
+        workers=settings.whisper_parallelism[0],
     )
     writer = build_writer(settings)
     handlers = ChatHandlers(
