@@ -53,8 +53,8 @@ class Runtime:
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """The hosted endpoint (no model loaded), or the whisper model, loaded once; a model
-    name is fetched into DATA_DIR/models."""
+    """The hosted endpoint (no model loaded), or the whisper model, loaded once and warmed
+    up; a model name is fetched into DATA_DIR/models."""
     if settings.transcribe_backend == "openai":
         from bot.transcription.hosted import OpenAITranscriber
 
@@ -68,15 +68,19 @@ def load_transcriber(settings: Settings) -> Transcriber:
         )
     from bot.transcription.whisper import WhisperTranscriber
 
-    return WhisperTranscriber(
+    workers, cpu_threads = settings.whisper_parallelism
+    transcriber = WhisperTranscriber(
         settings.whisper_model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
         language=settings.whisper_language,
-        cpu_threads=settings.whisper_cpu_threads,
+        cpu_threads=cpu_threads,
+        workers=workers,
         download_root=settings.data_dir / "models",
     )
+    transcriber.warm_up()
+    return transcriber
 
 
 def _llm(settings: Settings) -> StructuredLLM:
@@ -145,6 +149,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
             TelegramNotifier(chat),
             settings.audio_dir,
             router=router,
+            workers=settings.whisper_parallelism[0],
         )
     writer = build_writer(settings)
     handlers = ChatHandlers(
@@ -263,6 +268,7 @@ def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> Wor
         local_mode=settings.telegram_local_bot_api,
     )
     router = build_router(settings)
+    slots = settings.whisper_parallelism[0]  # notes this worker transcribes at once
     jobs = TranscriptionWorker(
         sessions,
         transcriber,
@@ -270,11 +276,13 @@ def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> Wor
         OutboxNotifier(sessions),
         settings.audio_dir,
         router=router,
+        workers=slots,
     )
     worker = ClaimingWorker(
         sessions,
         jobs,
         name,
+        slots=slots,
         lease_seconds=settings.worker_lease_seconds,
         poll_seconds=settings.worker_poll_seconds,
     )

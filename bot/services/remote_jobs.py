@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class TranscriptionQueue(Protocol):
     """What the chat handlers ask of transcription, whichever process does the work."""
 
-    def enqueue(self, note_id: int) -> None: ...
+    def enqueue(self, note_id: int, chat_id: int) -> None: ...
 
     def forget(self, note_id: int) -> bool:
         """The note was deleted; True if the transcriber will tell the writer itself."""
@@ -214,7 +214,7 @@ class RemoteTranscription:
                 await self._task
             self._task = None
 
-    def enqueue(self, note_id: int) -> None:
+    def enqueue(self, note_id: int, chat_id: int) -> None:
         """Nothing to do: the note is in the database, where the workers look for work."""
 
     def forget(self, note_id: int) -> bool:

@@ -387,7 +387,7 @@ class ChatHandlers:
             # The note is stored, so no apology (it would make the writer send it twice):
             # it is transcribed anyway and the transcript comes as a new message.
             log.warning("Could not acknowledge note %s", result.note_id, exc_info=True)
-        self.worker.enqueue(result.note_id)
+        self.worker.enqueue(result.note_id, chat_id)
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A typed note: filed under the active section straight away."""
