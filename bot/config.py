@@ -182,6 +182,7 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             raise ValueError(
