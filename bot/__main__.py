@@ -22,7 +22,8 @@ def cmd_run(settings: Settings) -> int:
     from bot.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings.database_url)
-    transcriber = load_transcriber(settings)
+    # With separate workers the bot transcribes nothing, so it loads no model.
+    transcriber = None if settings.separate_workers else load_transcriber(settings)
     app = build_application(settings, transcriber)
     if settings.webhook_url:
         log.info(
@@ -34,6 +35,39 @@ def cmd_run(settings: Settings) -> int:
     else:
         log.info("Polling Telegram for updates (Ctrl+C to stop)")
         app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+    return 0
+
+
+def cmd_worker(settings: Settings) -> int:
+    """Transcribe notes for the bot from the shared database until stopped (SIGTERM, Ctrl+C)."""
+    import asyncio
+    import os
+    import signal
+    import socket
+
+    from bot.app import build_worker, load_transcriber
+    from bot.db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url)
+    transcriber = load_transcriber(settings)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def work() -> None:
+        runtime = build_worker(settings, transcriber, name)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await runtime.bot.initialize()
+            runtime.worker.start()
+            log.info("Worker %s waiting for notes (Ctrl+C to stop)", name)
+            await stop.wait()
+            log.info("Worker %s stopping", name)
+        finally:
+            await runtime.close()
+
+    asyncio.run(work())
     return 0
 
 
@@ -81,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="migrate the database and run the bot (the default)")
+    sub.add_parser(
+        "worker",
+        help="transcribe notes for the bot (with SEPARATE_WORKERS=true on the bot; several "
+        "workers may run, on this machine or others sharing the database)",
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("check-config", help="validate the settings and print them (secrets masked)")
     evaluate = sub.add_parser(
@@ -98,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings(require_token=command == "run")
+        settings = load_settings(require_token=command in ("run", "worker"))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         print("See .env.example for every setting.", file=sys.stderr)
@@ -108,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_eval(settings, args.directory, args.out)
     if command in cli.COMMANDS:
         return cli.run(command, settings, args)
-    handlers = {"run": cmd_run, "migrate": cmd_migrate, "check-config": cmd_check_config}
+    handlers = {
+        "run": cmd_run,
+        "worker": cmd_worker,
+        "migrate": cmd_migrate,
+        "check-config": cmd_check_config,
+    }
     return handlers[command](settings)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
@@ -21,6 +21,7 @@ from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
+from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
 from bot.services.usage import UsageService
 from bot.telegram import texts
@@ -45,15 +46,15 @@ class Runtime:
 
     settings: Settings
     engine: AsyncEngine
-    worker: TranscriptionWorker
+    worker: TranscriptionWorker | RemoteTranscription
     chat: TelegramChat
     writer: LLMDraftWriter | None
     router: LLMRouter | None
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """The hosted endpoint (no model loaded), or the whisper model, loaded once; a model
-    name is fetched into DATA_DIR/models."""
+    """The hosted endpoint (no model loaded), or the whisper model, loaded once and warmed
+    up; a model name is fetched into DATA_DIR/models."""
     if settings.transcribe_backend == "openai":
         from bot.transcription.hosted import OpenAITranscriber
 
@@ -67,15 +68,19 @@ def load_transcriber(settings: Settings) -> Transcriber:
         )
     from bot.transcription.whisper import WhisperTranscriber
 
-    return WhisperTranscriber(
+    workers, cpu_threads = settings.whisper_parallelism
+    transcriber = WhisperTranscriber(
         settings.whisper_model,
         device=settings.whisper_device,
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
         language=settings.whisper_language,
-        cpu_threads=settings.whisper_cpu_threads,
+        cpu_threads=cpu_threads,
+        workers=workers,
         download_root=settings.data_dir / "models",
     )
+    transcriber.warm_up()
+    return transcriber
 
 
 def _llm(settings: Settings) -> StructuredLLM:
@@ -109,7 +114,8 @@ def build_writer(settings: Settings) -> LLMDraftWriter | None:
     )
 
 
-def build_application(settings: Settings, transcriber: Transcriber) -> Application:  # type: ignore[type-arg]
+def build_application(settings: Settings, transcriber: Transcriber | None) -> Application:  # type: ignore[type-arg]
+    """The bot; `transcriber` is None with SEPARATE_WORKERS (the workers transcribe)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
@@ -127,14 +133,24 @@ def build_application(settings: Settings, transcriber: Transcriber) -> Applicati
     )
     chat = TelegramChat(app.bot)
     router = build_router(settings)
-    worker = TranscriptionWorker(
-        sessions,
-        transcriber,
-        TelegramAudioSource(app.bot),
-        TelegramNotifier(chat),
-        settings.audio_dir,
-        router=router,
-    )
+    worker: TranscriptionWorker | RemoteTranscription
+    if settings.separate_workers:
+        router = None  # the workers route notes
+        worker = RemoteTranscription(
+            sessions, TelegramNotifier(chat), poll_seconds=min(settings.worker_poll_seconds, 0.5)
+        )
+    else:
+        if transcriber is None:
+            raise ValueError("a transcriber is needed unless SEPARATE_WORKERS is set")
+        worker = TranscriptionWorker(
+            sessions,
+            transcriber,
+            TelegramAudioSource(app.bot),
+            TelegramNotifier(chat),
+            settings.audio_dir,
+            router=router,
+            workers=settings.whisper_parallelism[0],
+        )
     writer = build_writer(settings)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
@@ -219,3 +235,55 @@ async def running(app: Application) -> AsyncIterator[Application]:  # type: igno
             await app.updater.stop()
             await app.stop()
             await on_stop(app)
+
+
+@dataclass
+class WorkerRuntime:
+    """A `python -m bot worker` process: what it needs to run and to shut down."""
+
+    engine: AsyncEngine
+    bot: Bot
+    worker: ClaimingWorker
+    router: LLMRouter | None
+
+    async def close(self) -> None:
+        await self.worker.stop()
+        if self.router is not None:
+            await self.router.close()
+        await self.bot.shutdown()
+        await self.engine.dispose()
+
+
+def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> WorkerRuntime:
+    """A separate worker: claims notes from the database, downloads them through the Bot API
+    (it never fetches updates), transcribes and files them, and leaves the writer's message in
+    the outbox for the bot process."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    bot = Bot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=settings.telegram_api_base_url,
+        base_file_url=settings.telegram_file_base_url,
+        local_mode=settings.telegram_local_bot_api,
+    )
+    router = build_router(settings)
+    slots = settings.whisper_parallelism[0]  # notes this worker transcribes at once
+    jobs = TranscriptionWorker(
+        sessions,
+        transcriber,
+        TelegramAudioSource(bot),
+        OutboxNotifier(sessions),
+        settings.audio_dir,
+        router=router,
+        workers=slots,
+    )
+    worker = ClaimingWorker(
+        sessions,
+        jobs,
+        name,
+        slots=slots,
+        lease_seconds=settings.worker_lease_seconds,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+    return WorkerRuntime(engine, bot, worker, router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,10 @@ from sqlalchemy.engine import make_url
 
 # What Telegram accepts as a webhook secret token.
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+# Automatic WHISPER_WORKERS: one worker per this many cores (chosen by measurement, see the
+# README's Performance section).
+CORES_PER_WORKER = 2
 
 
 class ConfigError(Exception):
@@ -65,7 +70,9 @@ class Settings(BaseSettings):
     ] = "int8"
     whisper_beam_size: int = Field(default=5, ge=1, le=20)
     whisper_language: str = ""
+    # 0 = chosen from the machine's cores (see whisper_parallelism).
     whisper_cpu_threads: int = Field(default=0, ge=0)
+    whisper_workers: int = Field(default=0, ge=0, le=64)
 
     # local: faster-whisper on this machine; openai: an OpenAI-compatible transcription endpoint.
     transcribe_backend: Literal["local", "openai"] = "local"
@@ -86,6 +93,14 @@ class Settings(BaseSettings):
     draft_check: bool = True
     # Ask the LLM where a voice note that names no section belongs, and offer new headings.
     llm_routing: bool = False
+
+    # Transcription in `python -m bot worker` processes (this machine or others) instead of
+    # the bot process; they share the database (PostgreSQL for workers on other machines).
+    separate_workers: bool = False
+    # A worker renews its claim on a note this often (and notices /cancel); a claim it stops
+    # renewing (the worker died) runs out after worker_lease_seconds.
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_lease_seconds: float = Field(default=60.0, ge=5)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -159,6 +174,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _lease_outlasts_beats(self) -> Settings:
+        if self.worker_lease_seconds < 3 * self.worker_poll_seconds:
+            raise ValueError(
+                "WORKER_LEASE_SECONDS must be at least three times WORKER_POLL_SECONDS, or a "
+                "busy worker could lose its note to another one"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             raise ValueError(
@@ -203,12 +227,38 @@ class Settings(BaseSettings):
         return [v for v in values if v]
 
     @property
+    def whisper_parallelism(self) -> tuple[int, int]:
+        """(workers, cpu threads per worker) for whisper, automatic values resolved."""
+        return whisper_parallelism(self.whisper_workers, self.whisper_cpu_threads, usable_cores())
+
+    @property
     def audio_dir(self) -> Path:
         return self.data_dir / "audio"
 
     @property
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key.get_secret_value() or self.openai_base_url)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU affinity, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def whisper_parallelism(workers: int, cpu_threads: int, cores: int) -> tuple[int, int]:
+    """Resolve WHISPER_WORKERS and WHISPER_CPU_THREADS (0 = automatic) for `cores` cores.
+
+    Automatic: one worker per two cores, each worker using the cores left to it, so
+    workers x threads = cores: every core busy during a burst, none oversubscribed.
+    """
+    if workers == 0:
+        workers = max(1, cores // CORES_PER_WORKER)
+    if cpu_threads == 0:
+        cpu_threads = max(1, cores // workers)
+    return workers, cpu_threads
 
 
 def load_settings(*, require_token: bool = False, **overrides: object) -> Settings:

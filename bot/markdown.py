@@ -12,6 +12,8 @@ from bot.llm.schemas import DraftPiece
 
 KIND_NAMES = {"voice": "Voice note", "audio": "Audio", "video": "Video note", "text": "Text note"}
 EMPTY_SECTION = "_No notes for this section yet._"
+# A section whose notes all spoke about the whole article: their text opens the draft.
+IN_INTRODUCTION = "_This section's notes are about the whole article: see the introduction._"
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,10 @@ def render_article(
         lines += _piece_lines(introduction, footnotes)
     for section_title, piece in sections:
         lines += [f"## {section_title}", ""]
-        if piece is None or not piece.blocks:
+        if piece is None:
             lines += [EMPTY_SECTION, ""]
+        elif not piece.blocks:
+            lines += [IN_INTRODUCTION, ""]
         else:
             lines += _piece_lines(piece, footnotes)
     notes_lines = footnotes.render()

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.db.models import Base
 from bot.db.session import create_engine
 
 config = context.config
+# The bot and its separate workers may start at the same moment and all migrate: on
+# PostgreSQL one of them migrates while the others wait on this lock (then find nothing to do).
+# SQLite's write lock does the same there.
+MIGRATION_LOCK_ID = 0x766F6963  # any constant, the same in every process
 target_metadata = Base.metadata
 
 
@@ -35,6 +40,8 @@ def run_migrations_offline() -> None:
 
 
 def _run_sync(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -116,16 +116,17 @@ class BotLauncher:
         self.env = bot_env(server, self.data_dir, model_path)
         self.processes: list[BotProcess] = []
 
-    def start(self) -> BotProcess:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> BotProcess:
+        """`python -m bot [args]`; `env` overrides some of the shared settings."""
         number = len(self.processes) + 1
         with self.log_path.open("ab") as log:
-            log.write(f"\n===== bot process #{number} =====\n".encode())
+            log.write(f"\n===== bot process #{number} {' '.join(args)} =====\n".encode())
             log.flush()
             offset = log.tell()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
+                [sys.executable, "-m", "bot", *args],
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -105,9 +105,10 @@ async def test_draft_has_outline_headings_in_order_every_note_and_todos(
     assert len(section_calls) == 2  # the empty section costs nothing
     assert "Stories" in section_calls[1].messages[0]["content"]
     assert "**TODO:** Look up what" in md
-    # The introduction comes from the note about the article as a whole, before section 1.
-    intro = md.split("## Where it ends", 1)[0]
-    assert model.intro_text in intro
+    # The introduction comes from the note about the article as a whole, before section 1;
+    # the section draft marked it, and it is moved, not repeated.
+    intro, body = md.split("## Where it ends", 1)
+    assert model.intro_text in intro and model.intro_text not in body
     assert result.sections_regenerated == 2 and not result.from_stored
 
 
@@ -144,7 +145,7 @@ async def test_nothing_new_means_no_llm_call_and_only_changed_sections_are_redra
 ) -> None:
     first = await drafts.draft(WRITER)
     calls_after_first = len(llm_server.calls)
-    assert calls_after_first == 5  # two sections with notes, each checked, + the introduction
+    assert calls_after_first == 4  # two sections with notes, each checked; no introduction call
 
     again = await drafts.draft(WRITER)
     assert len(llm_server.calls) == calls_after_first, "nothing changed: no LLM call"
@@ -154,14 +155,16 @@ async def test_nothing_new_means_no_llm_call_and_only_changed_sections_are_redra
     await article.receive_text(WRITER, CHAT, 4, "One more story about a move to AI.")
     third = await drafts.draft(WRITER)
     new_calls = llm_server.calls[calls_after_first:]
-    assert len(new_calls) == 3  # section 3, its check and the introduction; section 1 reused
-    assert all(
-        "prepares data for analysts" not in c.prompt_text
-        for c in new_calls
-        if "You are writing the section" in c.prompt_text
-    )
+    assert len(new_calls) == 2  # section 3 and its check; section 1 and the introduction reused
+    assert all("prepares data for analysts" not in c.prompt_text for c in new_calls)
+    assert all("answer one question" not in c.prompt_text for c in new_calls)
     assert third.sections_regenerated == 1
     assert "One more story" in third.markdown
+    # The introduction, drafted with section 1, still opens the article.
+    assert (
+        third.markdown.split("## Where it ends", 1)[0]
+        == first.markdown.split("## Where it ends", 1)[0]
+    )
     assert await versions(sessions) == 2
 
 
@@ -351,7 +354,7 @@ async def test_check_pass_can_be_switched_off(
     result = await DraftService(sessions, writer, check=False).draft(WRITER)
     assert not result.figures.checked
     assert not any("fact-checker" in c.prompt_text for c in llm_server.calls)
-    assert len(llm_server.calls) == 3
+    assert len(llm_server.calls) == 2  # the two sections with notes, nothing else
     await writer.close()
 
 
@@ -385,7 +388,7 @@ async def test_server_context_limit_below_our_estimate_is_absorbed_everywhere(
     rejected = [c for c in llm_server.calls if c.status == 400]
     assert rejected, "the server did refuse some requests"
     assert result.markdown.count("Drafted from N") >= 4
-    assert model.intro_text in result.markdown  # the introduction was shortened, not lost
+    assert model.intro_text in result.markdown  # the introduction was not lost
     await writer.close()
 
 

@@ -164,7 +164,7 @@ async def test_usage_command_shows_audio_minutes_and_tokens_of_this_month(
     seconds = len(decode_audio(str(audio))) / 16000
     assert f"Audio transcribed: {seconds / 60:.1f} min in 1 recording" in reply
     assert re.search(r"LLM tokens: [\d,]+ in, [\d,]+ out", reply)
-    assert re.search(r"drafting \(fake-model\): [\d,]+ in, [\d,]+ out, 2 requests", reply), (
-        "one section and the introduction"
+    assert re.search(r"drafting \(fake-model\): [\d,]+ in, [\d,]+ out, 1 request\b", reply), (
+        "one section; the introduction is taken from the section drafts, no request of its own"
     )
     assert "checking (fake-model)" in reply and "≈" not in reply

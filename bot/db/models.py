@@ -113,6 +113,7 @@ class Note(Base):
         # A redelivered update maps to the same row.
         UniqueConstraint("chat_id", "message_id", name="uq_notes_chat_message"),
         Index("ix_notes_status", "status"),
+        Index("ix_notes_chat_id_id", "chat_id", "id"),
         _NEVER_REUSE_IDS,
     )
 
@@ -145,6 +146,14 @@ class Note(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     transcribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Separate worker processes (SEPARATE_WORKERS): who transcribes the note, until when the
+    # claim holds (renewed while it works; a dead worker's claim runs out and another takes
+    # the note), and whether the writer asked to stop it (/cancel).
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     parts: Mapped[list[NotePart]] = relationship(
         back_populates="note", order_by="NotePart.position", cascade="all, delete-orphan"
@@ -227,6 +236,24 @@ class DraftVersion(Base):
     model: Mapped[str] = mapped_column(String(200), default="")
     # JSON: points of the notes kept and restored, citations checked and removed.
     figures: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A message for a writer that a worker process produced and the bot process sends.
+
+    Only the bot process talks to Telegram's update stream; worker processes leave what the
+    writer should see here (a transcript, a failure, progress) and the bot delivers it.
+    No foreign key: a note deleted with /undo meanwhile must not take its message along.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "outcome" or "progress"
+    payload: Mapped[str] = mapped_column(Text)  # JSON
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

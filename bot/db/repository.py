@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,6 +17,7 @@ from bot.db.models import (
     Note,
     NotePart,
     NoteStatus,
+    OutboxMessage,
     Section,
     SectionDraft,
     SectionSuggestion,
@@ -374,3 +375,130 @@ class JobQueries:
 
     async def owner_of(self, note_id: int) -> int | None:
         return await self.session.scalar(select(Note.owner_id).where(Note.id == note_id))
+
+
+class ClaimQueries:
+    """Note claims for separate worker processes: each unfinished note goes to one worker.
+
+    A worker claims the oldest unfinished note of a chat, and only when no other worker holds
+    an earlier note of that chat, so each chat's notes are transcribed in order. On PostgreSQL
+    the claim takes the row with FOR UPDATE SKIP LOCKED, so concurrent workers never wait for
+    each other or take the same note; SQLite serialises writers (BEGIN IMMEDIATE) instead.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim_next(self, worker: str, now: datetime, lease: timedelta) -> int | None:
+        earlier = Note.__table__.alias("earlier")
+        oldest_of_chat = (
+            select(func.min(earlier.c.id))
+            .where(earlier.c.chat_id == Note.chat_id, earlier.c.status.in_(UNFINISHED_STATUSES))
+            .scalar_subquery()
+        )
+        note_id = await self.session.scalar(
+            select(Note.id)
+            .where(
+                Note.status.in_(UNFINISHED_STATUSES),
+                Note.file_id.is_not(None),
+                (Note.claim_expires_at.is_(None)) | (Note.claim_expires_at < now),
+                Note.id == oldest_of_chat,
+            )
+            .order_by(Note.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Note)
+        )
+        if note_id is None:
+            return None
+        await self.session.execute(
+            update(Note)
+            .where(Note.id == note_id)
+            .values(claimed_by=worker, claim_expires_at=now + lease, cancel_requested=False)
+        )
+        return note_id
+
+    async def renew(self, note_id: int, worker: str, until: datetime) -> tuple[bool, bool]:
+        """Extend the claim; returns (still ours, cancel requested)."""
+        row = (
+            await self.session.execute(
+                select(Note.claimed_by, Note.cancel_requested, Note.status).where(
+                    Note.id == note_id
+                )
+            )
+        ).one_or_none()
+        if row is None or row.claimed_by != worker or row.status not in UNFINISHED_STATUSES:
+            return False, False
+        await self.session.execute(
+            update(Note).where(Note.id == note_id).values(claim_expires_at=until)
+        )
+        return True, bool(row.cancel_requested)
+
+    async def release(self, note_id: int, worker: str) -> None:
+        """Give the note back (this worker stops): the next worker may take it at once."""
+        await self.session.execute(
+            update(Note)
+            .where(Note.id == note_id, Note.claimed_by == worker)
+            .values(claimed_by=None, claim_expires_at=None)
+        )
+
+    async def hold(self, note_id: int, worker: str, until: datetime) -> None:
+        """Keep an unfinished note from every worker until `until` (a service is down)."""
+        await self.session.execute(
+            update(Note)
+            .where(
+                Note.id == note_id,
+                Note.claimed_by == worker,
+                Note.status.in_(UNFINISHED_STATUSES),
+            )
+            .values(claim_expires_at=until)
+        )
+
+    async def request_cancel(self, owner_id: int, now: datetime) -> bool:
+        """Ask the worker transcribing one of the writer's notes to stop; False if none is."""
+        result = await self.session.execute(
+            update(Note)
+            .where(
+                Note.owner_id == owner_id,
+                Note.status.in_(UNFINISHED_STATUSES),
+                Note.claim_expires_at >= now,
+            )
+            .values(cancel_requested=True)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def unfinished_by_chat(self) -> dict[int, int]:
+        rows = await self.session.execute(
+            select(Note.chat_id, func.count())
+            .where(Note.status.in_(UNFINISHED_STATUSES))
+            .group_by(Note.chat_id)
+        )
+        return {chat_id: count for chat_id, count in rows}
+
+
+class OutboxQueries:
+    """Messages from worker processes waiting for the bot process to send them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, note_id: int, kind: str, payload: str) -> None:
+        self.session.add(OutboxMessage(note_id=note_id, kind=kind, payload=payload))
+        await self.session.flush()
+
+    async def pending(self, limit: int) -> Sequence[OutboxMessage]:
+        result = await self.session.scalars(
+            select(OutboxMessage).order_by(OutboxMessage.id).limit(limit)
+        )
+        return result.all()
+
+    async def note_of_ack(self, chat_id: int, ack_message_id: int) -> int | None:
+        return await self.session.scalar(
+            select(Note.id).where(Note.chat_id == chat_id, Note.ack_message_id == ack_message_id)
+        )
+
+    async def ack_message_id(self, note_id: int) -> int | None:
+        return await self.session.scalar(select(Note.ack_message_id).where(Note.id == note_id))
+
+    async def remove(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))

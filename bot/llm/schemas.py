@@ -19,7 +19,8 @@ class Citation(BaseModel):
 class Block(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["paragraph", "todo"]
+    # "introduction": prose about the article as a whole; it is moved to open the article.
+    kind: Literal["paragraph", "todo", "introduction"]
     text: str = Field(description="A paragraph of prose, or a short task for the writer.")
     citations: list[Citation]
 

@@ -15,11 +15,9 @@ from bot.llm.usage import CHECKING, DRAFTING, estimate_tokens
 log = logging.getLogger(__name__)
 
 SECTION_PROMPT = "draft_section"
-INTRO_PROMPT = "draft_introduction"
 CHECK_PROMPT = "check_section"
 CHECK_VARIABLES = {"language", "section_title"}
 SECTION_VARIABLES = {"language", "article_title", "outline", "section_title"}
-INTRO_VARIABLES = {"language", "article_title", "outline"}
 MIN_BUDGET_TOKENS = 400
 # Room left in the context window for the JSON answer.
 ANSWER_RESERVE = 0.35
@@ -43,7 +41,7 @@ def format_notes(notes: Sequence[NoteForDraft]) -> str:
 
 
 class LLMDraftWriter:
-    """Drafts sections and the introduction with an OpenAI-compatible model."""
+    """Drafts and checks sections with an OpenAI-compatible model."""
 
     def __init__(self, llm: StructuredLLM, *, language: str, context_tokens: int) -> None:
         self._llm = llm
@@ -51,7 +49,6 @@ class LLMDraftWriter:
         self._budget = int(context_tokens * (1 - ANSWER_RESERVE))
         # Loaded now so a broken prompt file stops the start, not the first /draft.
         self._section_prompt: Prompt = load_prompt(SECTION_PROMPT, SECTION_VARIABLES)
-        self._intro_prompt: Prompt = load_prompt(INTRO_PROMPT, INTRO_VARIABLES)
         self._check_prompt: Prompt = load_prompt(CHECK_PROMPT, CHECK_VARIABLES)
 
     @property
@@ -65,10 +62,6 @@ class LLMDraftWriter:
     @property
     def section_version(self) -> str:
         return self._section_prompt.version
-
-    @property
-    def intro_version(self) -> str:
-        return self._intro_prompt.version
 
     @property
     def check_version(self) -> str:
@@ -91,22 +84,6 @@ class LLMDraftWriter:
             section_title=section_title,
         )
         return await self._staged(system, notes)
-
-    async def draft_introduction(
-        self, article_title: str, outline: Sequence[str], notes: Sequence[NoteForDraft]
-    ) -> DraftPiece:
-        system = self._intro_prompt.render(
-            language=self._language, article_title=article_title, outline=_outline_text(outline)
-        )
-        budget = self._budget - estimate_tokens(system)
-        while budget >= MIN_BUDGET_TOKENS:
-            try:
-                return await self._ask(system, _shorten_to_budget(notes, budget), part=None)
-            except ContextTooLong:
-                budget //= 2
-        # The introduction is a courtesy: the sections carry every note anyway.
-        log.warning("Notes too long for an introduction even when shortened; skipping it")
-        return DraftPiece(blocks=[])
 
     async def check_section(
         self, section_title: str, notes: Sequence[NoteForDraft], piece: DraftPiece
@@ -201,7 +178,7 @@ def _chunks(text: str, budget: int) -> list[str]:
 
 
 def _shorten_to_budget(notes: Sequence[NoteForDraft], budget: int) -> list[NoteForDraft]:
-    """For the introduction: keep every note, trimming the longest ones to fit."""
+    """For the check pass: keep every note, trimming the longest ones to fit."""
     total = sum(estimate_tokens(n.text) + 30 for n in notes)
     if total <= budget or not notes:
         return list(notes)

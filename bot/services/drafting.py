@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import Article, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import UserError
-from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
+from bot.llm.schemas import Block, CoverageReport, DraftPiece, NoteForDraft
 from bot.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.services.citations import check_citations
 from bot.services.coverage import Figures, StoredPiece, apply_report
@@ -38,8 +38,6 @@ class DraftWriter(Protocol):
     def language(self) -> str: ...
     @property
     def section_version(self) -> str: ...
-    @property
-    def intro_version(self) -> str: ...
 
     async def draft_section(
         self,
@@ -47,10 +45,6 @@ class DraftWriter(Protocol):
         outline: Sequence[str],
         section_title: str,
         notes: Sequence[NoteForDraft],
-    ) -> DraftPiece: ...
-
-    async def draft_introduction(
-        self, article_title: str, outline: Sequence[str], notes: Sequence[NoteForDraft]
     ) -> DraftPiece: ...
 
     @property
@@ -201,22 +195,9 @@ class DraftService:
 
             introduction: DraftPiece | None = None
             if section_number is None:
-                every_note = _unique_notes(snapshot.sections)
-                key = _cache_key(
-                    "introduction",
-                    writer.intro_version,
-                    writer.model,
-                    writer.language,
-                    [snapshot.title, outline, [(n.label, n.text) for n in every_note]],
-                )
-                if key in snapshot.cached:
-                    introduction = StoredPiece.model_validate_json(snapshot.cached[key]).piece
-                else:
-                    raw = await writer.draft_introduction(
-                        snapshot.title, outline, _for_llm(every_note)
-                    )
-                    introduction = check_citations(raw, {n.label: n.text for n in every_note})
-                    new[key] = (None, StoredPiece(piece=introduction))
+                # The introduction is what the section drafts marked as being about the whole
+                # article: no LLM call of its own, so a new note costs only its section.
+                introduction = _move_introduction(sections, pieces)
 
             all_notes = {n.label: n for s in snapshot.sections for n in s.notes}
             markdown = render_article(
@@ -352,16 +333,21 @@ async def _article(repo: Repository, article_id: int | None) -> Article:
     return article
 
 
-def _unique_notes(sections: Sequence[_Section]) -> list[NoteRef]:
-    """Each note once, in time order, its parts joined (for the introduction)."""
-    merged: dict[str, NoteRef] = {}
+def _move_introduction(
+    sections: Sequence[_Section], pieces: dict[int, DraftPiece | None]
+) -> DraftPiece:
+    """Take the "introduction" blocks out of the section pieces, in outline order."""
+    opening: list[Block] = []
     for section in sections:
-        for note in section.notes:
-            if note.label in merged:
-                first = merged[note.label]
-                merged[note.label] = NoteRef(
-                    first.label, first.created_at, first.kind, f"{first.text}\n{note.text}"
-                )
-            else:
-                merged[note.label] = note
-    return sorted(merged.values(), key=lambda n: (n.created_at, int(n.label[1:])))
+        piece = pieces.get(section.id)
+        if piece is None:
+            continue
+        opening += [
+            b.model_copy(update={"kind": "paragraph"})
+            for b in piece.blocks
+            if b.kind == "introduction"
+        ]
+        pieces[section.id] = DraftPiece(
+            blocks=[b for b in piece.blocks if b.kind != "introduction"]
+        )
+    return DraftPiece(blocks=opening)

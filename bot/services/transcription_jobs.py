@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +48,7 @@ MIN_SPEECH_SECONDS = 0.3
 MIN_DECODED_SHARE = 0.6
 # New headings offered per note: a few buttons, never a wall of them.
 MAX_SUGGESTIONS = 3
-# Routing is an extra: it may not hold the single worker (and every queued note) for long.
+# Routing is an extra: it may not hold a worker (and the notes queued behind it) for long.
 ROUTING_TIMEOUT_S = 45.0
 # A hosted transcription service that is down gets the note again this much later (bounded
 # by MAX_JOB_ATTEMPTS, like a crash).
@@ -88,6 +88,12 @@ class Notifier(Protocol):
 
 
 @dataclass(frozen=True)
+class _Running:
+    owner_id: int
+    cancel: threading.Event  # set by /cancel, /undo or shutdown
+
+
+@dataclass(frozen=True)
 class _Job:
     note_id: int
     owner_id: int
@@ -121,10 +127,12 @@ RETRY_LATER = "Your recording is kept; I'll try again in a few minutes."
 
 
 class TranscriptionWorker:
-    """One queue, one consumer: notes are transcribed in the order they came in.
+    """A pool of `workers` consumers; each chat's notes are transcribed one at a time, in order.
 
-    Whisper already uses every core, so running two transcriptions at once would only make
-    each slower; a single consumer also keeps each chat's notes in order.
+    Different chats run side by side (up to `workers` at once), so one writer's long recording
+    does not hold up another's; a chat's second note never starts before its first finished,
+    so transcripts arrive in the order they were spoken. Chats waiting for a consumer take
+    turns, so a writer who sends twenty notes does not starve one who sends one.
     """
 
     def __init__(
@@ -135,73 +143,103 @@ class TranscriptionWorker:
         notifier: Notifier,
         audio_dir: Path,
         router: NoteRouter | None = None,
+        *,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("a transcription pool needs at least one worker")
         self._sessions = sessions
         self._transcriber = transcriber
         self._audio = audio_source
         self._notifier = notifier
         self._audio_dir = audio_dir
         self._router = router
-        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._workers = workers
+        # Per chat, its notes not started yet; a chat is in `_ready` (once) when it has
+        # waiting notes and none of its notes is running.
+        self._waiting: dict[int, deque[int]] = {}
+        self._ready: asyncio.Queue[int] = asyncio.Queue()
+        self._busy_chats: set[int] = set()
         self._queued: set[int] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._current: tuple[int, int, threading.Event] | None = None  # note, owner, cancel
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[int, _Running] = {}  # note id -> the job being worked on
         self._retries: set[asyncio.TimerHandle] = set()
 
     # lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._audio_dir.mkdir(parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._run(), name="transcription-worker")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"transcription-worker-{n}")
+            for n in range(1, self._workers + 1)
+        ]
 
     async def stop(self) -> None:
         for retry in self._retries:  # the next start resumes those notes anyway
             retry.cancel()
         self._retries.clear()
-        if self._current is not None:
-            self._current[2].set()
-        if self._task is not None:
-            self._task.cancel()
+        for running in self._running.values():
+            running.cancel.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
-    def enqueue(self, note_id: int) -> None:
-        if note_id not in self._queued:
-            self._queued.add(note_id)
-            self._queue.put_nowait(note_id)
+    def enqueue(self, note_id: int, chat_id: int) -> None:
+        """Queue a note behind the chat's earlier notes (a note already queued is ignored)."""
+        if note_id in self._queued:
+            return
+        self._queued.add(note_id)
+        self._idle.clear()
+        waiting = self._waiting.setdefault(chat_id, deque())
+        waiting.append(note_id)
+        if len(waiting) == 1 and chat_id not in self._busy_chats:
+            self._ready.put_nowait(chat_id)
 
     async def resume_unfinished(self) -> dict[int, int]:
         """Queue every note a previous run left unfinished; return how many per chat."""
         async with self._sessions.begin() as session:
             notes = await JobQueries(session).unfinished_notes()
             pending = [(n.id, n.chat_id) for n in notes]
-        for note_id, _ in pending:
-            self.enqueue(note_id)
+        for note_id, chat_id in pending:
+            self.enqueue(note_id, chat_id)
         return dict(Counter(chat_id for _, chat_id in pending))
 
     def forget(self, note_id: int) -> bool:
         """The note was deleted: stop working on it; True if it was running (the worker then
         tells the writer itself, after any progress edit in flight)."""
-        if self._current is not None and self._current[0] == note_id:
-            self._current[2].set()
-            return True
-        return False
+        running = self._running.get(note_id)
+        if running is None:
+            return False
+        running.cancel.set()
+        return True
 
     def cancel_current(self, owner_id: int) -> bool:
-        """Stop the writer's running transcription, if one is running."""
-        if self._current is not None and self._current[1] == owner_id:
-            self._current[2].set()
-            return True
-        return False
+        """Stop the writer's running transcription(s), if one is running."""
+        found = False
+        for running in self._running.values():
+            if running.owner_id == owner_id:
+                running.cancel.set()
+                found = True
+        return found
+
+    async def cancel(self, owner_id: int) -> bool:
+        return self.cancel_current(owner_id)
 
     async def wait_idle(self) -> None:
         """Wait until every queued note is processed (tests and benchmarks)."""
-        await self._queue.join()
+        await self._idle.wait()
 
     # the job ---------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            note_id = await self._queue.get()
+            chat_id = await self._ready.get()
+            waiting = self._waiting[chat_id]
+            note_id = waiting.popleft()
+            self._busy_chats.add(chat_id)
             try:
                 await self.process(note_id)
             except asyncio.CancelledError:
@@ -210,8 +248,14 @@ class TranscriptionWorker:
                 # The note stays unfinished and is retried at the next start.
                 log.exception("Transcription job for note %s crashed", note_id)
             finally:
+                self._busy_chats.discard(chat_id)
                 self._queued.discard(note_id)
-                self._queue.task_done()
+                if waiting:
+                    self._ready.put_nowait(chat_id)  # behind the chats already waiting
+                else:
+                    del self._waiting[chat_id]
+                if not self._queued:
+                    self._idle.set()
 
     async def process(self, note_id: int) -> None:
         job = await self._load(note_id)
@@ -222,11 +266,11 @@ class TranscriptionWorker:
             return
         # Registered before the download, so /cancel works from the first moment.
         cancel = threading.Event()
-        self._current = (job.note_id, job.owner_id, cancel)
+        self._running[job.note_id] = _Running(job.owner_id, cancel)
         try:
             await self._transcribe(job, cancel)
         finally:
-            self._current = None
+            self._running.pop(job.note_id, None)
 
     async def _transcribe(self, job: _Job, cancel: threading.Event) -> None:
         try:
@@ -446,7 +490,7 @@ class TranscriptionWorker:
 
         def retry() -> None:
             self._retries.discard(handle)
-            self.enqueue(job.note_id)
+            self.enqueue(job.note_id, job.chat_id)
 
         handle = asyncio.get_running_loop().call_later(UNAVAILABLE_RETRY_S, retry)
         self._retries.add(handle)

@@ -31,7 +31,8 @@ from bot.services.drafting import DraftService
 from bot.services.intake import IntakeService
 from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
-from bot.services.transcription_jobs import DownloadError, TranscriptionWorker
+from bot.services.remote_jobs import TranscriptionQueue
+from bot.services.transcription_jobs import DownloadError
 from bot.services.usage import UsageService
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
@@ -65,7 +66,7 @@ class ChatHandlers:
 
     outline: OutlineService
     intake: IntakeService
-    worker: TranscriptionWorker
+    worker: TranscriptionQueue
     drafts: DraftService
     notes: NotesService
     usage: UsageService
@@ -308,7 +309,7 @@ class ChatHandlers:
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/cancel: stop the writer's running transcription."""
         user_id, _ = _ids(update)
-        await self._reply(update, texts.cancelled(self.worker.cancel_current(user_id)))
+        await self._reply(update, texts.cancelled(await self.worker.cancel(user_id)))
 
     async def show_usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/usage: audio minutes and LLM tokens of this calendar month."""
@@ -386,7 +387,7 @@ class ChatHandlers:
             # The note is stored, so no apology (it would make the writer send it twice):
             # it is transcribed anyway and the transcript comes as a new message.
             log.warning("Could not acknowledge note %s", result.note_id, exc_info=True)
-        self.worker.enqueue(result.note_id)
+        self.worker.enqueue(result.note_id, chat_id)
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A typed note: filed under the active section straight away."""

@@ -1,9 +1,10 @@
 """A deterministic stand-in for a drafting LLM, served by FakeOpenAI over real HTTP.
 
 It reads the notes out of the request exactly as the bot formats them and answers with a
-schema-valid draft: one paragraph per note quoting its first words, a TODO for notes that
-ask the writer to "look up" something, and, on demand, a citation to a note that does not
-exist or a quote the note never said. Tests assert on what the bot does with that answer.
+schema-valid draft: one paragraph per note quoting its first words, an "introduction" block
+for notes about "this article", a TODO for notes that ask the writer to "look up" something,
+and, on demand, a citation to a note that does not exist or a quote the note never said.
+Tests assert on what the bot does with that answer.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class DraftingModel:
         system = call.messages[0]["content"] if call.messages else ""
         if "fact-checker" in system:
             return self._check(notes, user)
-        if (
-            "introduction" in system.split("\n", 1)[0]
-            or "write the article's introduction" in system
-        ):
-            return self._introduction(notes)
         blocks = []
         for label, text in notes.items():
             words = text.split()
@@ -56,6 +52,14 @@ class DraftingModel:
                     "citations": [{"note_id": label, "quote": quote}],
                 }
             )
+            if "this article" in text.lower():  # about the whole article: the introduction
+                blocks.append(
+                    {
+                        "kind": "introduction",
+                        "text": self.intro_text,
+                        "citations": [{"note_id": label, "quote": " ".join(words[:3])}],
+                    }
+                )
             if "look up" in text.lower():
                 blocks.append(
                     {
@@ -86,16 +90,3 @@ class DraftingModel:
             if label in notes
         ]
         return {"points_total": len(notes) + len(lost), "lost": lost, "citations": verdicts}
-
-    def _introduction(self, notes: dict[str, str]) -> dict[str, Any]:
-        about = [(label, text) for label, text in notes.items() if "this article" in text.lower()]
-        return {
-            "blocks": [
-                {
-                    "kind": "paragraph",
-                    "text": self.intro_text,
-                    "citations": [{"note_id": label, "quote": " ".join(text.split()[:3])}],
-                }
-                for label, text in about
-            ]
-        }

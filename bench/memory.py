@@ -1,0 +1,69 @@
+"""Memory: peak RSS with the model loaded, and RSS growth over many consecutive notes.
+
+    .venv/bin/python bench/memory.py [--notes 100]
+
+Run in a process of its own (bench/run.py starts it) so nothing else counts. Prints one JSON
+line. Notes go through the bot's TranscriptionWorker.process one after another (SQLite, the
+short speech fixtures in turn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    AUDIO,
+    SPEECH_FIXTURES,
+    bench_settings,
+    load_bench_transcriber,
+    pipeline,
+)
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run(notes: int) -> dict[str, float]:
+    settings = bench_settings()
+    workers, _ = settings.whisper_parallelism
+    transcriber = load_bench_transcriber(settings)
+    figures = {"peak_after_load_mb": peak_mb()}
+    short = SPEECH_FIXTURES[:-1]
+    async with pipeline(transcriber, workers=workers) as bot:
+        for n in range(notes):
+            note_id = await bot.new_note(AUDIO / short[n % len(short)])
+            await bot.worker.process(note_id)
+            if not bot.filed(note_id):
+                raise RuntimeError(f"note {n} was not filed")
+            if n == 0:
+                figures["rss_after_first_mb"] = rss_mb()
+    figures["rss_after_all_mb"] = rss_mb()
+    figures["peak_mb"] = peak_mb()
+    figures["growth"] = figures["rss_after_all_mb"] / figures["rss_after_first_mb"] - 1
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--notes", type=int, default=100)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.notes))))
+
+
+if __name__ == "__main__":
+    main()

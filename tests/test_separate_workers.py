@@ -1,0 +1,158 @@
+"""Separate workers: the bot holds the Telegram connection, `python -m bot worker` processes
+transcribe, all sharing one PostgreSQL database.
+
+The bot runs in this process against the fake Bot API server; each worker is a real child
+process with its own DATA_DIR (as on another machine) that downloads through the same fake
+server and leaves its results in the database for the bot to deliver.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import Note, NoteStatus
+from bot.db.session import create_engine, create_session_factory
+from tests.conftest import AUDIO, StartBot, eventually
+from tests.fakes.telegram_server import FakeTelegram
+from tests.processes import BotLauncher, BotProcess, message_calls
+
+WRITERS = (1001, 1002, 1003)
+FILED = "Filed under"
+STARTUP_S = 60.0
+CLAIM = re.compile(r"Worker (\S+) transcribing note (\d+)")
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, telegram: FakeTelegram, tiny_model_path: str) -> Iterator[BotLauncher]:
+    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
+    try:
+        yield launcher
+    finally:
+        launcher.cleanup()
+        print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")
+
+
+def start_worker(launcher: BotLauncher, tmp_path: Path, database_url: str, n: int) -> BotProcess:
+    return launcher.start(
+        "worker",
+        env={
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(tmp_path / f"worker-{n}"),  # no disk shared with the bot
+            "ALLOWED_USER_IDS": ",".join(map(str, WRITERS)),
+            "WORKER_POLL_SECONDS": "0.2",
+            "WORKER_LEASE_SECONDS": "5",
+        },
+    )
+
+
+def wait_ready(launcher: BotLauncher, worker: BotProcess) -> None:
+    launcher.wait_for(worker, lambda: "waiting for notes" in worker.log(), "worker", STARTUP_S)
+
+
+def claims(launcher: BotLauncher) -> list[tuple[str, int]]:
+    text = launcher.log_path.read_text(errors="replace")
+    return [(m.group(1), int(m.group(2))) for m in CLAIM.finditer(text)]
+
+
+async def notes_by_id(database_url: str) -> dict[int, Note]:
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            return {n.id: n for n in (await session.scalars(select(Note))).all()}
+    finally:
+        await engine.dispose()
+
+
+async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    start_bot: StartBot,
+    launcher: BotLauncher,
+    postgres_url: str,
+) -> None:
+    workers = [start_worker(launcher, tmp_path, postgres_url, n) for n in (1, 2)]
+    for worker in workers:
+        wait_ready(launcher, worker)
+    recordings = {"book_club.ogg": 4, "pipelines.ogg": 6, "two_sections.ogg": 10}  # seconds
+    allowed = ",".join(map(str, WRITERS))
+    settings = {"database_url": postgres_url, "allowed_user_ids": allowed}
+    async with start_bot(separate_workers=True, **settings):
+        for name, seconds in recordings.items():  # three notes from each of three writers
+            audio = (AUDIO / name).read_bytes()
+            for writer in WRITERS:
+                telegram.send_voice(writer, telegram.add_file(audio), duration=seconds)
+
+        def all_filed() -> bool:
+            return all(
+                len(message_calls(telegram, writer, FILED)) >= len(recordings)
+                for writer in WRITERS
+            )
+
+        try:
+            await eventually(all_filed, within=120)
+        except AssertionError:
+            raise AssertionError(launcher.report()) from None
+
+    notes = await notes_by_id(postgres_url)
+    assert len(notes) == 9
+    assert all(n.status == NoteStatus.TRANSCRIBED for n in notes.values())
+    # Exactly once: each note claimed once, by one of the two workers, and delivered once.
+    taken = claims(launcher)
+    assert sorted(note_id for _, note_id in taken) == sorted(notes)
+    names = {name for name, _ in taken}
+    assert len(names) == 2, f"both workers should have worked: {Counter(n for n, _ in taken)}"
+    assert {n.claimed_by for n in notes.values()} == names
+    for writer in WRITERS:
+        assert len(message_calls(telegram, writer, FILED)) == len(recordings)
+        # Each writer's notes were transcribed in the order they were sent.
+        mine = sorted((n for n in notes.values() if n.chat_id == writer), key=lambda n: n.id)
+        times = [n.transcribed_at for n in mine]
+        assert times == sorted(times)  # type: ignore[type-var]
+        # The transcript replaced each acknowledgement (workers had no ack ids of their own).
+        acks = {n.ack_message_id for n in mine}
+        edited = {c.params.get("message_id") for c in message_calls(telegram, writer, FILED)}
+        assert acks == edited
+
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait_exit(timeout=15) == 0
+
+
+async def test_a_killed_workers_note_is_taken_over_and_filed_once(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    start_bot: StartBot,
+    launcher: BotLauncher,
+    postgres_url: str,
+) -> None:
+    first = start_worker(launcher, tmp_path, postgres_url, 1)
+    wait_ready(launcher, first)
+    async with start_bot(separate_workers=True, database_url=postgres_url):
+        audio = (AUDIO / "long_speech.ogg").read_bytes()
+        telegram.send_voice(WRITERS[0], telegram.add_file(audio), duration=78)
+        # The bot runs on this event loop: wait without blocking it.
+        await eventually(lambda: claims(launcher), within=STARTUP_S)
+        await eventually(lambda: "VAD filter removed" in first.log(), within=STARTUP_S)
+        first.signal(signal.SIGKILL)
+        first.wait_exit(timeout=10)
+
+        second = start_worker(launcher, tmp_path, postgres_url, 2)
+        # The dead worker's claim runs out (WORKER_LEASE_SECONDS=5); the second one takes over.
+        await eventually(lambda: message_calls(telegram, WRITERS[0], FILED), within=120)
+
+    taken = claims(launcher)
+    assert [note for _, note in taken] == [taken[0][1], taken[0][1]]
+    assert taken[0][0] != taken[1][0]
+    notes = await notes_by_id(postgres_url)
+    (note,) = notes.values()
+    assert note.status == NoteStatus.TRANSCRIBED and note.attempts == 2
+    assert len(message_calls(telegram, WRITERS[0], FILED)) == 1
+    second.signal(signal.SIGTERM)
+    assert second.wait_exit(timeout=15) == 0
