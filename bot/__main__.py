@@ -14,12 +14,17 @@ from bot.logging_setup import configure_logging
 
 log = logging.getLogger("bot")
 
+# At exit, how long a cancelled transcription gets to reach the end of its segment: exiting
+# while whisper's native code runs aborts the process instead of exiting cleanly.
+SHUTDOWN_GRACE_S = 5.0
+
 
 def cmd_run(settings: Settings) -> int:
     """Apply migrations, load the transcriber, then take updates from Telegram until stopped:
     long polling, or a webhook when WEBHOOK_URL is set."""
     from bot.app import ALLOWED_UPDATES, build_application, load_transcriber, webhook_options
     from bot.db.migrate import upgrade_to_head
+    from bot.services.threads import join_daemon_threads
 
     upgrade_to_head(settings.database_url)
     # With separate workers the bot transcribes nothing, so it loads no model.
@@ -35,6 +40,7 @@ def cmd_run(settings: Settings) -> int:
     else:
         log.info("Polling Telegram for updates (Ctrl+C to stop)")
         app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+    join_daemon_threads(SHUTDOWN_GRACE_S)
     return 0
 
 
@@ -47,6 +53,7 @@ def cmd_worker(settings: Settings) -> int:
 
     from bot.app import build_worker, load_transcriber
     from bot.db.migrate import upgrade_to_head
+    from bot.services.threads import join_daemon_threads
 
     upgrade_to_head(settings.database_url)
     transcriber = load_transcriber(settings)
@@ -68,6 +75,7 @@ def cmd_worker(settings: Settings) -> int:
             await runtime.close()
 
     asyncio.run(work())
+    join_daemon_threads(SHUTDOWN_GRACE_S)
     return 0
 
 

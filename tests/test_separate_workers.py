@@ -156,3 +156,39 @@ async def test_a_killed_workers_note_is_taken_over_and_filed_once(
     assert len(message_calls(telegram, WRITERS[0], FILED)) == 1
     second.signal(signal.SIGTERM)
     assert second.wait_exit(timeout=15) == 0
+
+
+async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    start_bot: StartBot,
+    launcher: BotLauncher,
+    postgres_url: str,
+) -> None:
+    from tests.test_chat_e2e import say
+
+    worker = start_worker(launcher, tmp_path, postgres_url, 1)
+    wait_ready(launcher, worker)
+    writer = WRITERS[0]
+    audio = (AUDIO / "long_speech.ogg").read_bytes()
+    async with start_bot(separate_workers=True, database_url=postgres_url):
+        steps = [
+            ("/cancel", "Stopping the current transcription", "Transcription cancelled"),
+            ("/undo", "Removed your last note", "Removed before it was transcribed"),
+        ]
+        for command, reply, done in steps:
+            decoding = worker.log().count("VAD filter removed")
+            telegram.send_voice(writer, telegram.add_file(audio), duration=78)
+            await eventually(
+                lambda n=decoding: worker.log().count("VAD filter removed") > n,  # type: ignore[misc]
+                within=STARTUP_S,
+            )
+            await say(telegram, command, reply)
+            # The worker notices at its next beat and stops; the bot shows the outcome.
+            await eventually(lambda d=done: any(d in t for t in telegram.sent_texts(writer)))
+
+    notes = await notes_by_id(postgres_url)
+    assert [n.status for n in notes.values()] == [NoteStatus.FAILED]  # the undone one is gone
+    assert not message_calls(telegram, writer, FILED)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit(timeout=15) == 0

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# Threads started here that may still be running: a shutdown gives them a moment to stop.
+_threads: set[threading.Thread] = set()
 
 
 async def run_in_daemon_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -36,9 +40,24 @@ async def run_in_daemon_thread(fn: Callable[..., T], /, *args: Any, **kwargs: An
             outcome: tuple[T | None, BaseException | None] = (None, exc)
         else:
             outcome = (result, None)
+        _threads.discard(threading.current_thread())
         # RuntimeError: the loop is closed, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=runner, name=f"worker-{fn.__name__}", daemon=True).start()
+    thread = threading.Thread(target=runner, name=f"worker-{fn.__name__}", daemon=True)
+    _threads.add(thread)
+    thread.start()
     return await future
+
+
+def join_daemon_threads(timeout: float) -> None:
+    """At exit: wait up to `timeout` seconds for daemon threads that were asked to stop.
+
+    A thread still inside native code (CTranslate2) when the interpreter exits aborts the
+    process ("terminate called without an active exception"); a transcription that was
+    cancelled stops at its next segment, usually well within this time.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in list(_threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
