@@ -48,7 +48,8 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_engine(_database_url())
+    # Foreign keys off: a SQLite table rebuild must not cascade into the rows referring to it.
+    engine = create_engine(_database_url(), foreign_keys=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

@@ -17,8 +17,14 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine; for SQLite: WAL, a busy timeout and immediate write locks."""
+def create_engine(
+    database_url: str, *, echo: bool = False, foreign_keys: bool = True
+) -> AsyncEngine:
+    """Create the async engine; for SQLite: WAL, a busy timeout and immediate write locks.
+
+    `foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter it, and
+    dropping the old table would otherwise cascade into every table that refers to it.
+    """
     url = make_url(database_url)
     if not url.drivername.startswith("sqlite"):
         return create_async_engine(database_url, echo=echo, pool_pre_ping=True)
@@ -36,7 +42,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -26,9 +26,8 @@ def upgrade() -> None:
             sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(
-            sa.Column(
-                "cancel_requested", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
+            # A constant default: SQLite then adds the column in place, no table rebuild.
+            sa.Column("cancel_requested", sa.Boolean(), server_default="0", nullable=False)
         )
         # Claims look for the oldest unfinished note of each chat.
         batch_op.create_index("ix_notes_chat_id_id", ["chat_id", "id"], unique=False)
