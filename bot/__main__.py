@@ -55,6 +55,14 @@ def cmd_worker(settings: Settings) -> int:
     from bot.db.migrate import upgrade_to_head
     from bot.services.threads import join_daemon_threads
 
+    if not settings.separate_workers:
+        # Without it the bot transcribes every note itself: a worker would only duplicate work.
+        print(
+            "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot "
+            "and its workers, and restart the bot.",
+            file=sys.stderr,
+        )
+        return 2
     upgrade_to_head(settings.database_url)
     transcriber = load_transcriber(settings)
     name = f"{socket.gethostname()}:{os.getpid()}"

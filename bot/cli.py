@@ -149,21 +149,32 @@ def transcribe(settings: Settings, files: Sequence[Path]) -> int:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(f"No such file: {', '.join(missing)}")
-    transcriber = load_transcriber(settings)
+    try:
+        transcriber = load_transcriber(settings)
+    except Exception as exc:
+        # A model name that is not downloaded yet needs the internet; a path must exist.
+        log.debug("Loading the transcriber failed", exc_info=True)
+        raise UserError(
+            f"Could not load the whisper model {settings.whisper_model!r} "
+            f"({type(exc).__name__}). Set WHISPER_MODEL to a model name (downloaded on first "
+            "use, needs the internet) or to a local CTranslate2 model folder."
+        ) from None
     # Its per-file INFO lines would break up the progress bars; they say nothing new here.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     failed = 0
     for number, path in enumerate(files):
         with _progress(0, path.name, "s") as bar:
+            problem = ""
             try:
                 transcript = transcriber.transcribe(path, progress=_AudioProgress(bar))
                 bar.update(bar.total - bar.n)  # the last segment may end before the file does
-            except TranscriptionError:
-                transcript = None
+            except TranscriptionError as exc:
+                # A hosted service says why (down, key refused, too large); else: not audio.
+                transcript, problem = None, exc.user_message or "could not read it as audio."
         if len(files) > 1:
             print(f"{'' if number == 0 else chr(10)}## {path.name}\n", flush=True)
         if transcript is None:
-            print(f"{path.name}: could not read it as audio.", file=sys.stderr)
+            print(f"{path.name}: {problem}", file=sys.stderr)
             failed += 1
         elif not transcript.text or transcript.speech_duration < MIN_SPEECH_SECONDS:
             print(f"{path.name}: no speech found.", file=sys.stderr)

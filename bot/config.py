@@ -184,6 +184,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
+        official = urlsplit(self.telegram_api_base_url).hostname == "api.telegram.org"
+        if official and self.webhook_url and not self.webhook_url.startswith("https://"):
+            # Telegram delivers webhooks only over HTTPS (a self-hosted Bot API server may not).
+            raise ValueError("WEBHOOK_URL must start with https:// (Telegram requires HTTPS)")
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             raise ValueError(
                 "WEBHOOK_SECRET is required when WEBHOOK_URL is set "

@@ -192,6 +192,9 @@ def test_errors_are_one_short_line(
     )
     status, _, err = run(capsys, "import", str(EVAL_DIR / "outline.txt"))
     assert status == 1 and "is not a folder" in err
+    missing = EVAL_DIR / "no-such-outline.txt"
+    status, _, err = run(capsys, "import", str(EVAL_DIR), "--outline", str(missing))
+    assert (status, err.strip()) == (1, f"No such file: {missing}")
 
     monkeypatch.setenv("ALLOWED_USER_IDS", f"{WRITER},2002")
     status, _, err = run(capsys, "export", "1")

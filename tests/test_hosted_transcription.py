@@ -115,6 +115,30 @@ async def test_an_outage_gives_one_message_and_the_note_is_tried_again(
     assert KEY not in caplog.text
 
 
+async def test_a_note_waiting_for_the_service_keeps_its_place_in_the_chat(
+    telegram: FakeTelegram,
+    start_bot: StartBot,
+    speech_api: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transcription_jobs, "UNAVAILABLE_RETRY_S", 2.0)
+    speech_api.fail_next("unavailable", times=1 + hosted.MAX_RETRIES)
+    async with start_bot(**hosted_settings(speech_api)):
+        await say(telegram, "/new Book club", "Book club")
+        await send_book_club(telegram)
+        await telegram.wait_for_text(WRITER, "isn't answering", timeout=60)
+        await send_book_club(telegram)  # sent while the first one waits for its retry
+
+        def both_filed() -> bool:
+            return sum("Filed under" in t for t in telegram.sent_texts(WRITER)) == 2
+
+        await telegram.wait_for(both_filed, timeout=60)
+    first, second = sorted(await notes_in_db(tmp_path), key=lambda n: n.id)
+    assert first.transcribed_at is not None and second.transcribed_at is not None
+    assert first.transcribed_at < second.transcribed_at, "transcripts in the order sent"
+
+
 def test_a_wrong_key_is_refused_without_showing_the_key(speech_api: FakeOpenAI) -> None:
     client = OpenAITranscriber(
         model="whisper-1", api_key="sk-wrong-key-0000000", base_url=speech_api.base_url

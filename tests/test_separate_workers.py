@@ -46,6 +46,7 @@ def start_worker(launcher: BotLauncher, tmp_path: Path, database_url: str, n: in
             "DATABASE_URL": database_url,
             "DATA_DIR": str(tmp_path / f"worker-{n}"),  # no disk shared with the bot
             "ALLOWED_USER_IDS": ",".join(map(str, WRITERS)),
+            "SEPARATE_WORKERS": "true",
             "WORKER_POLL_SECONDS": "0.2",
             "WORKER_LEASE_SECONDS": "5",
         },
@@ -192,3 +193,12 @@ async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
     assert not message_calls(telegram, writer, FILED)
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit(timeout=15) == 0
+
+
+def test_a_worker_refuses_to_start_for_a_bot_that_transcribes_itself(
+    launcher: BotLauncher,
+) -> None:
+    worker = launcher.start("worker", env={"SEPARATE_WORKERS": "false"})
+    assert worker.wait_exit(timeout=60) == 2
+    assert "SEPARATE_WORKERS=true is needed" in worker.log()
+    assert "Traceback" not in worker.log()

@@ -101,6 +101,8 @@ def test_webhook_settings_are_checked_without_echoing_the_secret() -> None:
     assert "WEBHOOK_SECRET" in str(bad.value) and "ymbols" not in str(bad.value)
     with pytest.raises(ConfigError, match="WEBHOOK_URL"):
         load_settings(_env_file=None, webhook_url="bot.example.com/hook", webhook_secret="ok")
+    with pytest.raises(ConfigError, match="https"):  # Telegram's servers deliver only to HTTPS
+        load_settings(_env_file=None, webhook_url="http://bot.example.com/h", webhook_secret="ok")
     settings = load_settings(
         _env_file=None, webhook_url="https://bot.example.com/tg/hook", webhook_secret="a" * 256
     )

@@ -24,6 +24,7 @@ from bot.db.models import (
     UsageEvent,
     UsageKind,
     User,
+    utcnow,
 )
 
 
@@ -162,10 +163,12 @@ class Repository:
             raise LookupError("message already stored for another user")
         return existing, False
 
-    async def note(self, note_id: int) -> Note | None:
-        return await self.session.scalar(
-            select(Note).where(Note.owner_id == self.owner_id, Note.id == note_id)
-        )
+    async def note(self, note_id: int, *, lock: bool = False) -> Note | None:
+        """`lock`: hold the row until the transaction ends (no worker claims it meanwhile)."""
+        query = select(Note).where(Note.owner_id == self.owner_id, Note.id == note_id)
+        if lock:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
 
     async def add_part(self, note: Note, section_id: int, text: str, position: int = 0) -> NotePart:
         part = NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
@@ -384,12 +387,28 @@ class ClaimQueries:
     an earlier note of that chat, so each chat's notes are transcribed in order. On PostgreSQL
     the claim takes the row with FOR UPDATE SKIP LOCKED, so concurrent workers never wait for
     each other or take the same note; SQLite serialises writers (BEGIN IMMEDIATE) instead.
+    Lease times are the database's clock, so workers on machines whose clocks differ agree.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim_next(self, worker: str, now: datetime, lease: timedelta) -> int | None:
+    async def now(self) -> datetime:
+        if self.session.get_bind().dialect.name == "postgresql":
+            value: datetime | None = await self.session.scalar(select(func.now()))
+            if value is not None:
+                return value
+        return utcnow()  # SQLite: one machine, one clock
+
+    async def claim_next(
+        self,
+        worker: str,
+        lease: timedelta,
+        *,
+        now: datetime | None = None,
+        ack_grace: timedelta = timedelta(seconds=10),
+    ) -> int | None:
+        now = now or await self.now()
         earlier = Note.__table__.alias("earlier")
         oldest_of_chat = (
             select(func.min(earlier.c.id))
@@ -403,6 +422,9 @@ class ClaimQueries:
                 Note.file_id.is_not(None),
                 (Note.claim_expires_at.is_(None)) | (Note.claim_expires_at < now),
                 Note.id == oldest_of_chat,
+                # Wait for the bot to store its acknowledgement, so the transcript edits it
+                # (a note whose acknowledgement failed is taken after a few seconds anyway).
+                Note.ack_message_id.is_not(None) | (Note.created_at < now - ack_grace),
             )
             .order_by(Note.id)
             .limit(1)
@@ -417,17 +439,18 @@ class ClaimQueries:
         )
         return note_id
 
-    async def renew(self, note_id: int, worker: str, until: datetime) -> tuple[bool, bool]:
+    async def renew(self, note_id: int, worker: str, lease: timedelta) -> tuple[bool, bool]:
         """Extend the claim; returns (still ours, cancel requested)."""
         row = (
             await self.session.execute(
-                select(Note.claimed_by, Note.cancel_requested, Note.status).where(
-                    Note.id == note_id
-                )
+                select(Note.claimed_by, Note.cancel_requested, Note.status)
+                .where(Note.id == note_id)
+                .with_for_update()
             )
         ).one_or_none()
         if row is None or row.claimed_by != worker or row.status not in UNFINISHED_STATUSES:
             return False, False
+        until = await self.now() + lease
         await self.session.execute(
             update(Note).where(Note.id == note_id).values(claim_expires_at=until)
         )
@@ -441,8 +464,10 @@ class ClaimQueries:
             .values(claimed_by=None, claim_expires_at=None)
         )
 
-    async def hold(self, note_id: int, worker: str, until: datetime) -> None:
-        """Keep an unfinished note from every worker until `until` (a service is down)."""
+    async def hold(self, note_id: int, worker: str, delay: timedelta) -> None:
+        """Keep an unfinished note from every worker for `delay` (a service is down); it is
+        nobody's meanwhile, so /cancel does not pretend to stop it."""
+        until = await self.now() + delay
         await self.session.execute(
             update(Note)
             .where(
@@ -450,17 +475,18 @@ class ClaimQueries:
                 Note.claimed_by == worker,
                 Note.status.in_(UNFINISHED_STATUSES),
             )
-            .values(claim_expires_at=until)
+            .values(claimed_by=None, claim_expires_at=until)
         )
 
-    async def request_cancel(self, owner_id: int, now: datetime) -> bool:
+    async def request_cancel(self, owner_id: int) -> bool:
         """Ask the worker transcribing one of the writer's notes to stop; False if none is."""
         result = await self.session.execute(
             update(Note)
             .where(
                 Note.owner_id == owner_id,
                 Note.status.in_(UNFINISHED_STATUSES),
-                Note.claim_expires_at >= now,
+                Note.claimed_by.is_not(None),
+                Note.claim_expires_at >= await self.now(),
             )
             .values(cancel_requested=True)
         )
@@ -498,6 +524,13 @@ class OutboxQueries:
 
     async def ack_message_id(self, note_id: int) -> int | None:
         return await self.session.scalar(select(Note.ack_message_id).where(Note.id == note_id))
+
+    async def statuses(self, note_ids: Sequence[int]) -> dict[int, NoteStatus]:
+        """The status of each note that still exists."""
+        rows = await self.session.execute(
+            select(Note.id, Note.status).where(Note.id.in_(note_ids))
+        )
+        return {note_id: status for note_id, status in rows}
 
     async def remove(self, ids: Sequence[int]) -> None:
         if ids:

@@ -78,6 +78,8 @@ def read_outline_file(path: Path) -> OutlineFile:
     """One section title a line; a first line `# Title` names the article (blocking)."""
     try:
         raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"No such file: {path}") from None
     except (OSError, UnicodeDecodeError):
         raise UserError(f"Cannot read {path} as UTF-8 text.") from None
     lines = [line.strip() for line in raw.splitlines()]

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import utcnow
+from bot.db.models import UNFINISHED_STATUSES
 from bot.db.repository import ClaimQueries, OutboxQueries
 from bot.domain import FiledPart, SuggestedSection, TranscriptionOutcome
 from bot.services.transcription_jobs import (
@@ -48,6 +48,8 @@ class TranscriptionQueue(Protocol):
 OUTCOME = "outcome"
 PROGRESS = "progress"
 OUTBOX_BATCH = 100
+# A stopping worker lets a job that is filing or reporting finish for this long.
+STOP_GRACE_S = 5.0
 
 
 def encode_outcome(outcome: TranscriptionOutcome) -> str:
@@ -86,7 +88,8 @@ class ClaimingWorker:
     """The loop of `python -m bot worker`: claim a note, transcribe it, repeat.
 
     `slots` notes are worked on at once (WHISPER_WORKERS). While a note is in work its claim
-    is renewed every `poll_seconds`; the same beat notices /cancel and /undo from the bot.
+    is renewed every `poll_seconds`; the same beat notices /cancel and /undo from the bot,
+    and a claim lost to another worker (this one was unreachable longer than the lease).
     """
 
     def __init__(
@@ -107,22 +110,29 @@ class ClaimingWorker:
         self._poll = poll_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self._claimed: set[int] = set()
-        self.processed = 0
+        self._stopping = False
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._slot(), name=f"claim-slot-{i}") for i in range(self._slots)
         ]
 
-    async def stop(self) -> None:
-        """Stop at once; notes in work are given back for another worker (or a restart)."""
+    async def stop(self, grace_seconds: float = STOP_GRACE_S) -> None:
+        """Stop taking notes; notes in work are given back for another worker (or a restart).
+
+        A job that is filing its note or writing to the outbox gets `grace_seconds` to finish,
+        so a stop never leaves a note filed without its message.
+        """
+        self._stopping = True
         for note_id in list(self._claimed):
-            self._jobs.forget(note_id)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._jobs.abandon(note_id)
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         if self._claimed:
             async with self._sessions.begin() as session:
@@ -133,7 +143,7 @@ class ClaimingWorker:
     async def run_once(self) -> bool:
         """Claim and process one note; False when none was waiting."""
         async with self._sessions.begin() as session:
-            note_id = await ClaimQueries(session).claim_next(self.name, utcnow(), self._lease)
+            note_id = await ClaimQueries(session).claim_next(self.name, self._lease)
         if note_id is None:
             return False
         self._claimed.add(note_id)
@@ -141,22 +151,24 @@ class ClaimingWorker:
         try:
             log.info("Worker %s transcribing note %s", self.name, note_id)
             await self._jobs.process(note_id)
-            self.processed += 1
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        # A note still unfinished now waits for a transcription service that is down: nobody
-        # takes it before the retry time. Filed or failed notes are never claimed again. A
-        # claim is left in place on a crash or cancellation (stop() gives it back).
         async with self._sessions.begin() as session:
-            retry_at = utcnow() + timedelta(seconds=UNAVAILABLE_RETRY_S)
-            await ClaimQueries(session).hold(note_id, self.name, retry_at)
+            claims = ClaimQueries(session)
+            if self._stopping:
+                await claims.release(note_id, self.name)
+            else:
+                # Still unfinished: it waits for a transcription service that is down, so
+                # nobody takes it before the retry time. (Filed or failed notes, or notes
+                # another worker took over, are untouched: the update matches nothing.)
+                await claims.hold(note_id, self.name, timedelta(seconds=UNAVAILABLE_RETRY_S))
         self._claimed.discard(note_id)
         return True
 
     async def _slot(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 worked = await self.run_once()
             except asyncio.CancelledError:
@@ -165,7 +177,7 @@ class ClaimingWorker:
                 # The note stays unfinished; its claim runs out and it is tried again.
                 log.exception("Worker %s: a job crashed", self.name)
                 worked = False
-            if not worked:
+            if not worked and not self._stopping:
                 await asyncio.sleep(self._poll)
 
     async def _heartbeat(self, note_id: int) -> None:
@@ -174,13 +186,17 @@ class ClaimingWorker:
             try:
                 async with self._sessions.begin() as session:
                     ours, cancel = await ClaimQueries(session).renew(
-                        note_id, self.name, utcnow() + self._lease
+                        note_id, self.name, self._lease
                     )
             except Exception:
                 log.warning("Could not renew the claim on note %s", note_id, exc_info=True)
                 continue
-            if not ours or cancel:
-                # Deleted with /undo, stopped with /cancel, or finished: stop working on it.
+            if not ours:
+                # Deleted with /undo, or another worker took it over: stop, touch nothing.
+                log.info("Worker %s no longer holds note %s; stopping it", self.name, note_id)
+                self._jobs.abandon(note_id)
+                return
+            if cancel:  # /cancel: the job ends as cancelled and tells the writer
                 self._jobs.forget(note_id)
                 return
 
@@ -224,7 +240,7 @@ class RemoteTranscription:
 
     async def cancel(self, owner_id: int) -> bool:
         async with self._sessions.begin() as session:
-            return await ClaimQueries(session).request_cancel(owner_id, utcnow())
+            return await ClaimQueries(session).request_cancel(owner_id)
 
     async def resume_unfinished(self) -> dict[int, int]:
         """Unfinished notes per chat; the workers take them up on their own."""
@@ -241,12 +257,18 @@ class RemoteTranscription:
         if not rows:
             return 0
         finished = {note_id for _, note_id, kind, _ in rows if kind == OUTCOME}
+        async with self._sessions.begin() as session:
+            statuses = await OutboxQueries(session).statuses(list({r[1] for r in rows}))
         handled: list[int] = []
         for row_id, note_id, kind, payload in rows:
+            status = statuses.get(note_id)
             try:
-                if kind == OUTCOME:
+                if status is None:
+                    pass  # removed with /undo meanwhile: the writer was told, no buttons to it
+                elif kind == OUTCOME:
                     await self._deliver_outcome(decode_outcome(payload))
-                elif note_id not in finished:  # else progress would overwrite the result
+                elif note_id not in finished and status in UNFINISHED_STATUSES:
+                    # Else progress would overwrite the result.
                     progress = json.loads(payload)
                     await self._notifier.progress(
                         progress["chat_id"], progress["ack"], progress["percent"]

@@ -10,7 +10,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -91,6 +91,9 @@ class Notifier(Protocol):
 class _Running:
     owner_id: int
     cancel: threading.Event  # set by /cancel, /undo or shutdown
+    # Also set when the job must stop without a trace: the note is left as it is, for whoever
+    # has it now (a worker that lost its claim, or a worker shutting down).
+    quiet: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,10 @@ class TranscriptionWorker:
         router: NoteRouter | None = None,
         *,
         workers: int = 1,
+        claimant: str | None = None,
     ) -> None:
+        """`claimant`: in a separate worker process, its name; the job then touches a note
+        only while the note's claim is this worker's."""
         if workers < 1:
             raise ValueError("a transcription pool needs at least one worker")
         self._sessions = sessions
@@ -155,6 +161,7 @@ class TranscriptionWorker:
         self._audio_dir = audio_dir
         self._router = router
         self._workers = workers
+        self._claimant = claimant
         # Per chat, its notes not started yet; a chat is in `_ready` (once) when it has
         # waiting notes and none of its notes is running.
         self._waiting: dict[int, deque[int]] = {}
@@ -166,6 +173,9 @@ class TranscriptionWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._running: dict[int, _Running] = {}  # note id -> the job being worked on
         self._retries: set[asyncio.TimerHandle] = set()
+        # Chats whose note waits for a transcription service to come back: the chat's later
+        # notes wait too, so transcripts still arrive in the order they were sent.
+        self._parked: dict[int, int] = {}
 
     # lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,7 +189,9 @@ class TranscriptionWorker:
         for retry in self._retries:  # the next start resumes those notes anyway
             retry.cancel()
         self._retries.clear()
+        self._parked.clear()
         for running in self._running.values():
+            running.quiet.set()  # stopped, not failed: the next start resumes the note
             running.cancel.set()
         for task in self._tasks:
             task.cancel()
@@ -217,6 +229,13 @@ class TranscriptionWorker:
         running.cancel.set()
         return True
 
+    def abandon(self, note_id: int) -> None:
+        """Stop working on the note and leave it untouched (no status, no message)."""
+        running = self._running.get(note_id)
+        if running is not None:
+            running.quiet.set()
+            running.cancel.set()
+
     def cancel_current(self, owner_id: int) -> bool:
         """Stop the writer's running transcription(s), if one is running."""
         found = False
@@ -248,12 +267,13 @@ class TranscriptionWorker:
                 # The note stays unfinished and is retried at the next start.
                 log.exception("Transcription job for note %s crashed", note_id)
             finally:
-                self._busy_chats.discard(chat_id)
                 self._queued.discard(note_id)
-                if waiting:
-                    self._ready.put_nowait(chat_id)  # behind the chats already waiting
-                else:
-                    del self._waiting[chat_id]
+                if chat_id not in self._parked:  # else the chat stays busy until the retry
+                    self._busy_chats.discard(chat_id)
+                    if waiting:
+                        self._ready.put_nowait(chat_id)  # behind the chats already waiting
+                    else:
+                        del self._waiting[chat_id]
                 if not self._queued:
                     self._idle.set()
 
@@ -265,14 +285,15 @@ class TranscriptionWorker:
         if job is None:
             return
         # Registered before the download, so /cancel works from the first moment.
-        cancel = threading.Event()
-        self._running[job.note_id] = _Running(job.owner_id, cancel)
+        running = _Running(job.owner_id, threading.Event())
+        self._running[job.note_id] = running
         try:
-            await self._transcribe(job, cancel)
+            await self._transcribe(job, running)
         finally:
             self._running.pop(job.note_id, None)
 
-    async def _transcribe(self, job: _Job, cancel: threading.Event) -> None:
+    async def _transcribe(self, job: _Job, running: _Running) -> None:
+        cancel = running.cancel
         try:
             path = await self._ensure_audio(job)
         except DownloadError as exc:
@@ -291,7 +312,8 @@ class TranscriptionWorker:
                 progress=reporter,
             )
         except TranscriptionCancelled:
-            await self._finish_failed(job, CANCELLED, path)
+            if not running.quiet.is_set():
+                await self._finish_failed(job, CANCELLED, path)
             return
         except TranscriptionUnavailable as exc:
             log.warning("Transcription service unavailable for note %s: %s", job.note_id, exc)
@@ -314,7 +336,8 @@ class TranscriptionWorker:
             return
         advice = await self._advise(job, transcript.text)
         if cancel.is_set():  # /cancel or /undo while the LLM was routing
-            await self._finish_failed(job, CANCELLED, path)
+            if not running.quiet.is_set():
+                await self._finish_failed(job, CANCELLED, path)
             return
         outcome = await self._file(
             job, transcript.text, transcript.language, advice, audio_seconds=transcript.duration
@@ -330,8 +353,10 @@ class TranscriptionWorker:
             if owner_id is None:
                 return None
             repo = Repository(session, owner_id)
-            note = await repo.note(note_id)
+            note = await repo.note(note_id, lock=True)
             if note is None or note.status not in (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED):
+                return None
+            if not self._holds(note):
                 return None
             if not note.file_id:
                 return None
@@ -419,9 +444,11 @@ class TranscriptionWorker:
     ) -> TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
-            note = await repo.note(job.note_id)
+            note = await repo.note(job.note_id, lock=True)
             if note is None:  # deleted with /undo while it was being transcribed
                 return self._removed(job)
+            if not self._holds(note):
+                return None  # another worker has the note now: it reports
             if note.status == NoteStatus.TRANSCRIBED:
                 return None  # already filed: say nothing twice
             note.transcript = text
@@ -465,13 +492,17 @@ class TranscriptionWorker:
             )
 
     async def _finish_failed(self, job: _Job, reason: str, audio: Path | None = None) -> None:
-        # Nothing retries a failed note, so its audio would only pile up in DATA_DIR.
-        _discard(audio)
         async with self._sessions.begin() as session:
-            note: Note | None = await Repository(session, job.owner_id).note(job.note_id)
+            note: Note | None = await Repository(session, job.owner_id).note(
+                job.note_id, lock=True
+            )
             if note is not None:
+                if not self._holds(note):
+                    return  # another worker has the note now: it reports
                 note.status = NoteStatus.FAILED
                 note.error = reason
+        # Nothing retries a failed note, so its audio would only pile up in DATA_DIR.
+        _discard(audio)
         if note is None:  # deleted with /undo while it was being transcribed
             await self._notifier.deliver(self._removed(job))
             return
@@ -487,13 +518,8 @@ class TranscriptionWorker:
 
     async def _retry_later(self, job: _Job, reason: str) -> None:
         """The note stays unfinished with its audio; the writer hears why, once a try."""
-
-        def retry() -> None:
-            self._retries.discard(handle)
-            self.enqueue(job.note_id, job.chat_id)
-
-        handle = asyncio.get_running_loop().call_later(UNAVAILABLE_RETRY_S, retry)
-        self._retries.add(handle)
+        if self._tasks:  # the in-process pool; separate workers hold the note in the database
+            self._park(job.note_id, job.chat_id)
         await self._notifier.deliver(
             TranscriptionOutcome(
                 note_id=job.note_id,
@@ -503,6 +529,26 @@ class TranscriptionWorker:
                 failure=f"{reason} {RETRY_LATER}",
             )
         )
+
+    def _park(self, note_id: int, chat_id: int) -> None:
+        """Try the note again later, first in its chat; the chat's other notes wait for it."""
+        self._parked[chat_id] = note_id
+
+        def retry() -> None:
+            self._retries.discard(handle)
+            del self._parked[chat_id]
+            self._waiting.setdefault(chat_id, deque()).appendleft(note_id)
+            self._queued.add(note_id)
+            self._idle.clear()
+            self._busy_chats.discard(chat_id)
+            self._ready.put_nowait(chat_id)
+
+        handle = asyncio.get_running_loop().call_later(UNAVAILABLE_RETRY_S, retry)
+        self._retries.add(handle)
+
+    def _holds(self, note: Note) -> bool:
+        """In a separate worker, whether this worker's claim on the note still stands."""
+        return self._claimant is None or note.claimed_by == self._claimant
 
     @staticmethod
     def _removed(job: _Job) -> TranscriptionOutcome:
