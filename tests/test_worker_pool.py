@@ -193,12 +193,12 @@ async def test_with_one_worker_chats_take_turns(
 @pytest.mark.parametrize(
     ("workers", "threads", "cores", "expected"),
     [
-        (0, 0, 2, (1, 2)),  # the measured default on two cores: one worker using both
+        (0, 0, 2, (2, 1)),  # the measured default on two cores: two workers, a thread each
         (0, 0, 1, (1, 1)),
-        (0, 0, 8, (4, 2)),
-        (2, 0, 2, (2, 1)),  # workers given: threads fill the cores, never oversubscribe
+        (0, 0, 8, (2, 4)),  # more cores become threads of each worker
+        (1, 0, 2, (1, 2)),  # workers given: threads fill the cores, never oversubscribe
         (3, 0, 2, (3, 1)),
-        (0, 4, 2, (1, 4)),  # both given: taken as they are
+        (0, 1, 4, (2, 1)),  # threads given: kept as they are
         (2, 2, 8, (2, 2)),
     ],
 )
