@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/memory.py [--notes 100]
 
-Run in a process of its own (bench/run.py starts it) so nothing else counts. Prints one JSON
+Run in a process of its own (bench/run.py starts it) so nothing else counts; prints one JSON
 line. Notes go through the bot's TranscriptionWorker.process one after another (SQLite, the
-short speech fixtures in turn).
+short speech fixtures in turn). Growth compares the median RSS after the first ten notes with
+that after the last ten.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import statistics
 import sys
 from pathlib import Path
 
@@ -27,15 +28,21 @@ from bench.common import (
 )
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec, so a child of a
+    # big process would report its parent's size.
+    return _status_mb("VmHWM")
 
 
 async def run(notes: int) -> dict[str, float]:
@@ -44,17 +51,22 @@ async def run(notes: int) -> dict[str, float]:
     transcriber = load_bench_transcriber(settings)
     figures = {"peak_after_load_mb": peak_mb()}
     short = SPEECH_FIXTURES[:-1]
+    after_each: list[float] = []
     async with pipeline(transcriber, workers=workers) as bot:
         for n in range(notes):
             note_id = await bot.new_note(AUDIO / short[n % len(short)])
             await bot.worker.process(note_id)
             if not bot.filed(note_id):
                 raise RuntimeError(f"note {n} was not filed")
-            if n == 0:
-                figures["rss_after_first_mb"] = rss_mb()
-    figures["rss_after_all_mb"] = rss_mb()
+            after_each.append(rss_mb())
+    # RSS moves by a few percent from note to note (buffers sized by each recording), so the
+    # first ten notes are compared with the last ten: a leak grows steadily, noise does not.
+    window = max(1, min(10, notes // 4))
+    figures["rss_first_notes_mb"] = statistics.median(after_each[:window])
+    figures["rss_last_notes_mb"] = statistics.median(after_each[-window:])
+    figures["window"] = window
     figures["peak_mb"] = peak_mb()
-    figures["growth"] = figures["rss_after_all_mb"] / figures["rss_after_first_mb"] - 1
+    figures["growth"] = figures["rss_last_notes_mb"] / figures["rss_first_notes_mb"] - 1
     return figures
 
 

@@ -22,9 +22,10 @@ from sqlalchemy.engine import make_url
 # What Telegram accepts as a webhook secret token.
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
-# Automatic WHISPER_WORKERS: one worker per this many cores (chosen by measurement, see the
-# README's Performance section).
-CORES_PER_WORKER = 2
+# Automatic WHISPER_WORKERS: one per core up to this many; further cores become threads of each
+# worker. On two cores, 2 workers x 1 thread beat 1 x 2 in both single-note latency and burst
+# throughput (README, Performance); a writer's bot rarely has more chats busy at once.
+MAX_AUTO_WORKERS = 2
 
 
 class ConfigError(Exception):
@@ -255,11 +256,11 @@ def usable_cores() -> int:
 def whisper_parallelism(workers: int, cpu_threads: int, cores: int) -> tuple[int, int]:
     """Resolve WHISPER_WORKERS and WHISPER_CPU_THREADS (0 = automatic) for `cores` cores.
 
-    Automatic: one worker per two cores, each worker using the cores left to it, so
-    workers x threads = cores: every core busy during a burst, none oversubscribed.
+    Automatic: one worker per core up to MAX_AUTO_WORKERS, each using its share of the cores,
+    so workers x threads = cores: every core busy during a burst, none oversubscribed.
     """
     if workers == 0:
-        workers = max(1, cores // CORES_PER_WORKER)
+        workers = max(1, min(cores, MAX_AUTO_WORKERS))
     if cpu_threads == 0:
         cpu_threads = max(1, cores // workers)
     return workers, cpu_threads

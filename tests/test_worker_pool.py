@@ -74,12 +74,21 @@ def gated(whisper: WhisperTranscriber) -> GatedTranscriber:
     return GatedTranscriber(whisper)
 
 
-@pytest.fixture
+@pytest.fixture(params=[2])
 async def pool_bot(
-    telegram: FakeTelegram, tmp_path: Path, tiny_model_path: str, gated: GatedTranscriber
+    request: pytest.FixtureRequest,
+    telegram: FakeTelegram,
+    tmp_path: Path,
+    tiny_model_path: str,
+    gated: GatedTranscriber,
 ) -> AsyncIterator[FakeTelegram]:
+    """The real bot with WHISPER_WORKERS = the fixture's param."""
     settings = bot_settings(
-        tmp_path, telegram, tiny_model_path, allowed_user_ids="1001,2002", whisper_workers=2
+        tmp_path,
+        telegram,
+        tiny_model_path,
+        allowed_user_ids="1001,2002",
+        whisper_workers=request.param,
     )
     upgrade_to_head(settings.database_url)
     try:
@@ -162,15 +171,34 @@ async def test_cancel_and_undo_stop_only_their_own_running_job(
     assert notes == {1: "failed", 3: "transcribed"}
 
 
+@pytest.mark.parametrize("pool_bot", [1], indirect=True)
+async def test_with_one_worker_chats_take_turns(
+    pool_bot: FakeTelegram, gated: GatedTranscriber
+) -> None:
+    telegram = pool_bot
+    send(telegram, ALICE, "book_club.ogg", 5)  # note 1, held at the gate
+    await telegram.wait_for(lambda: audio_name(1) in gated.started)
+    for _ in range(2):
+        send(telegram, ALICE, "book_club.ogg", 5)  # notes 2 and 3
+    await telegram.wait_for(lambda: len(telegram.sent_messages(ALICE)) == 3)
+    send(telegram, BOB, "pipelines.ogg", 6)  # note 4
+    await telegram.wait_for(lambda: telegram.sent_messages(BOB))
+    gated.open_all.set()
+    await filed(telegram, ALICE, 3)
+    await filed(telegram, BOB, 1)
+    # Bob's one note ran after Alice's first, not after all three of hers.
+    assert gated.started == [audio_name(n) for n in (1, 4, 2, 3)]
+
+
 @pytest.mark.parametrize(
     ("workers", "threads", "cores", "expected"),
     [
-        (0, 0, 2, (1, 2)),  # the measured default on two cores: one worker using both
+        (0, 0, 2, (2, 1)),  # the measured default on two cores: two workers, a thread each
         (0, 0, 1, (1, 1)),
-        (0, 0, 8, (4, 2)),
-        (2, 0, 2, (2, 1)),  # workers given: threads fill the cores, never oversubscribe
+        (0, 0, 8, (2, 4)),  # more cores become threads of each worker
+        (1, 0, 2, (1, 2)),  # workers given: threads fill the cores, never oversubscribe
         (3, 0, 2, (3, 1)),
-        (0, 4, 2, (1, 4)),  # both given: taken as they are
+        (0, 1, 4, (2, 1)),  # threads given: kept as they are
         (2, 2, 8, (2, 2)),
     ],
 )
