@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 # Automatic WHISPER_WORKERS: one per core up to this many; further cores become threads of each
-# worker. On two cores, 2 workers x 1 thread beat 1 x 2 in both single-note latency and burst
-# throughput (README, Performance); a writer's bot rarely has more chats busy at once.
+# worker. On two cores, 2 workers x 1 thread beat 1 x 2 in burst throughput and, at beam 5, in
+# single-note latency (README, Performance); a writer's bot rarely has more chats busy at once.
 MAX_AUTO_WORKERS = 2
 
 
