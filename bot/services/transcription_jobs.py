@@ -446,7 +446,7 @@ class TranscriptionWorker:
             repo = Repository(session, job.owner_id)
             note = await repo.note(job.note_id, lock=True)
             if note is None:  # deleted with /undo while it was being transcribed
-                return self._removed(job)
+                return _failure(job, REMOVED)
             if not self._holds(note):
                 return None  # another worker has the note now: it reports
             if note.status == NoteStatus.TRANSCRIBED:
@@ -503,32 +503,14 @@ class TranscriptionWorker:
                 note.error = reason
         # Nothing retries a failed note, so its audio would only pile up in DATA_DIR.
         _discard(audio)
-        if note is None:  # deleted with /undo while it was being transcribed
-            await self._notifier.deliver(self._removed(job))
-            return
-        await self._notifier.deliver(
-            TranscriptionOutcome(
-                note_id=job.note_id,
-                chat_id=job.chat_id,
-                ack_message_id=job.ack_message_id,
-                ok=False,
-                failure=reason,
-            )
-        )
+        # note None: deleted with /undo while it was being transcribed
+        await self._notifier.deliver(_failure(job, REMOVED if note is None else reason))
 
     async def _retry_later(self, job: _Job, reason: str) -> None:
         """The note stays unfinished with its audio; the writer hears why, once a try."""
         if self._tasks:  # the in-process pool; separate workers hold the note in the database
             self._park(job.note_id, job.chat_id)
-        await self._notifier.deliver(
-            TranscriptionOutcome(
-                note_id=job.note_id,
-                chat_id=job.chat_id,
-                ack_message_id=job.ack_message_id,
-                ok=False,
-                failure=f"{reason} {RETRY_LATER}",
-            )
-        )
+        await self._notifier.deliver(_failure(job, f"{reason} {RETRY_LATER}"))
 
     def _park(self, note_id: int, chat_id: int) -> None:
         """Try the note again later, first in its chat; the chat's other notes wait for it."""
@@ -550,22 +532,22 @@ class TranscriptionWorker:
         """In a separate worker, whether this worker's claim on the note still stands."""
         return self._claimant is None or note.claimed_by == self._claimant
 
-    @staticmethod
-    def _removed(job: _Job) -> TranscriptionOutcome:
-        return TranscriptionOutcome(
-            note_id=job.note_id,
-            chat_id=job.chat_id,
-            ack_message_id=job.ack_message_id,
-            ok=False,
-            failure=REMOVED,
-        )
-
     def _progress_reporter(self, job: _Job) -> ProgressReporter | None:
         if job.ack_message_id is None or (job.duration or 0) < PROGRESS_MIN_DURATION_S:
             return None
         return ProgressReporter(
             asyncio.get_running_loop(), self._notifier, job.chat_id, job.ack_message_id
         )
+
+
+def _failure(job: _Job, reason: str) -> TranscriptionOutcome:
+    return TranscriptionOutcome(
+        note_id=job.note_id,
+        chat_id=job.chat_id,
+        ack_message_id=job.ack_message_id,
+        ok=False,
+        failure=reason,
+    )
 
 
 def _heading_title(heading: str) -> str:
