@@ -185,3 +185,17 @@ def start_bot(  # type: ignore[no-untyped-def]
         return running(build_application(settings, transcriber))
 
     return start
+
+
+@pytest.fixture
+def bots(tmp_path: Path, telegram, tiny_model_path: str):  # type: ignore[no-untyped-def]
+    """Starts real `python -m bot` processes against the fake Telegram server; kills leftovers."""
+    from tests.processes import BotLauncher
+
+    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
+    try:
+        yield launcher
+    finally:
+        launcher.cleanup()
+        # Shown by pytest only when the test failed.
+        print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")

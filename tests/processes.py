@@ -97,6 +97,11 @@ class BotProcess:
                 + log_tail(self.log_path)
             ) from None
 
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as a supervisor stops it; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
     def kill(self) -> None:
         """SIGKILL this process (only this pid) if it still runs, and reap it."""
         if self.alive():

@@ -5,7 +5,6 @@ notes. Skipped, with the reason, where no PostgreSQL server is reachable."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -86,22 +85,17 @@ async def test_the_bot_files_lists_and_undoes_notes_on_postgresql(
 
 
 def test_python_m_bot_runs_on_postgresql(
-    telegram: FakeTelegram, tmp_path: Path, tiny_model_path: str, postgres_url: str
+    telegram: FakeTelegram, bots: BotLauncher, postgres_url: str
 ) -> None:
     """The real command: migrate, start, take a note, stop on SIGTERM."""
-    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
-    launcher.env["DATABASE_URL"] = postgres_url
-    bot = launcher.start()
-    try:
-        telegram.send_text(WRITER, "A note kept in PostgreSQL")
-        launcher.wait_for(
-            bot,
-            lambda: any("Filed under" in t for t in telegram.sent_texts(WRITER)),
-            "the note to be filed",
-            timeout=90,
-        )
-        bot.signal(signal.SIGTERM)
-        assert bot.wait_exit(timeout=30) == 0
-    finally:
-        launcher.cleanup()
-    assert not launcher.db_path.exists(), "SQLite was not touched"
+    bots.env["DATABASE_URL"] = postgres_url
+    bot = bots.start()
+    telegram.send_text(WRITER, "A note kept in PostgreSQL")
+    bots.wait_for(
+        bot,
+        lambda: any("Filed under" in t for t in telegram.sent_texts(WRITER)),
+        "the note to be filed",
+        timeout=90,
+    )
+    assert bot.stop(timeout=30) == 0
+    assert not bots.db_path.exists(), "SQLite was not touched"

@@ -14,8 +14,6 @@ from __future__ import annotations
 import signal
 import time
 import wave
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,17 +35,6 @@ WHISPER_DECODING = "VAD filter removed"
 # take about 16 s, comfortably longer than SHUTDOWN_LIMIT_S, so a shutdown that waited for
 # the transcription to finish could not pass the SIGTERM test.
 LONG_COPIES = 4
-
-
-@pytest.fixture
-def bots(tmp_path: Path, telegram: FakeTelegram, tiny_model_path: str) -> Iterator[BotLauncher]:
-    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
-    try:
-        yield launcher
-    finally:
-        launcher.cleanup()
-        # Shown by pytest only when the test failed.
-        print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.db.models import Note, NoteStatus
@@ -29,18 +27,8 @@ STARTUP_S = 60.0
 CLAIM = re.compile(r"Worker (\S+) transcribing note (\d+)")
 
 
-@pytest.fixture
-def launcher(tmp_path: Path, telegram: FakeTelegram, tiny_model_path: str) -> Iterator[BotLauncher]:
-    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
-    try:
-        yield launcher
-    finally:
-        launcher.cleanup()
-        print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")
-
-
-def start_worker(launcher: BotLauncher, tmp_path: Path, database_url: str, n: int) -> BotProcess:
-    return launcher.start(
+def start_worker(bots: BotLauncher, tmp_path: Path, database_url: str, n: int) -> BotProcess:
+    return bots.start(
         "worker",
         env={
             "DATABASE_URL": database_url,
@@ -53,12 +41,12 @@ def start_worker(launcher: BotLauncher, tmp_path: Path, database_url: str, n: in
     )
 
 
-def wait_ready(launcher: BotLauncher, worker: BotProcess) -> None:
-    launcher.wait_for(worker, lambda: "waiting for notes" in worker.log(), "worker", STARTUP_S)
+def wait_ready(bots: BotLauncher, worker: BotProcess) -> None:
+    bots.wait_for(worker, lambda: "waiting for notes" in worker.log(), "worker", STARTUP_S)
 
 
-def claims(launcher: BotLauncher) -> list[tuple[str, int]]:
-    text = launcher.log_path.read_text(errors="replace")
+def claims(bots: BotLauncher) -> list[tuple[str, int]]:
+    text = bots.log_path.read_text(errors="replace")
     return [(m.group(1), int(m.group(2))) for m in CLAIM.finditer(text)]
 
 
@@ -75,12 +63,12 @@ async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
     tmp_path: Path,
     telegram: FakeTelegram,
     start_bot: StartBot,
-    launcher: BotLauncher,
+    bots: BotLauncher,
     postgres_url: str,
 ) -> None:
-    workers = [start_worker(launcher, tmp_path, postgres_url, n) for n in (1, 2)]
+    workers = [start_worker(bots, tmp_path, postgres_url, n) for n in (1, 2)]
     for worker in workers:
-        wait_ready(launcher, worker)
+        wait_ready(bots, worker)
     recordings = {"book_club.ogg": 4, "pipelines.ogg": 6, "two_sections.ogg": 10}  # seconds
     allowed = ",".join(map(str, WRITERS))
     settings = {"database_url": postgres_url, "allowed_user_ids": allowed}
@@ -99,13 +87,13 @@ async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
         try:
             await eventually(all_filed, within=120)
         except AssertionError:
-            raise AssertionError(launcher.report()) from None
+            raise AssertionError(bots.report()) from None
 
     notes = await notes_by_id(postgres_url)
     assert len(notes) == 9
     assert all(n.status == NoteStatus.TRANSCRIBED for n in notes.values())
     # Exactly once: each note claimed once, by one of the two workers, and delivered once.
-    taken = claims(launcher)
+    taken = claims(bots)
     assert sorted(note_id for _, note_id in taken) == sorted(notes)
     names = {name for name, _ in taken}
     assert len(names) == 2, f"both workers should have worked: {Counter(n for n, _ in taken)}"
@@ -122,54 +110,52 @@ async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
         assert acks == edited
 
     for worker in workers:
-        worker.signal(signal.SIGTERM)
-        assert worker.wait_exit(timeout=15) == 0
+        assert worker.stop(timeout=15) == 0
 
 
 async def test_a_killed_workers_note_is_taken_over_and_filed_once(
     tmp_path: Path,
     telegram: FakeTelegram,
     start_bot: StartBot,
-    launcher: BotLauncher,
+    bots: BotLauncher,
     postgres_url: str,
 ) -> None:
-    first = start_worker(launcher, tmp_path, postgres_url, 1)
-    wait_ready(launcher, first)
+    first = start_worker(bots, tmp_path, postgres_url, 1)
+    wait_ready(bots, first)
     async with start_bot(separate_workers=True, database_url=postgres_url):
         audio = (AUDIO / "long_speech.ogg").read_bytes()
         telegram.send_voice(WRITERS[0], telegram.add_file(audio), duration=78)
         # The bot runs on this event loop: wait without blocking it.
-        await eventually(lambda: claims(launcher), within=STARTUP_S)
+        await eventually(lambda: claims(bots), within=STARTUP_S)
         await eventually(lambda: "VAD filter removed" in first.log(), within=STARTUP_S)
         first.signal(signal.SIGKILL)
         first.wait_exit(timeout=10)
 
-        second = start_worker(launcher, tmp_path, postgres_url, 2)
+        second = start_worker(bots, tmp_path, postgres_url, 2)
         # The dead worker's claim runs out (WORKER_LEASE_SECONDS=5); the second one takes over.
         await eventually(lambda: message_calls(telegram, WRITERS[0], FILED), within=120)
 
-    taken = claims(launcher)
+    taken = claims(bots)
     assert [note for _, note in taken] == [taken[0][1], taken[0][1]]
     assert taken[0][0] != taken[1][0]
     notes = await notes_by_id(postgres_url)
     (note,) = notes.values()
     assert note.status == NoteStatus.TRANSCRIBED and note.attempts == 2
     assert len(message_calls(telegram, WRITERS[0], FILED)) == 1
-    second.signal(signal.SIGTERM)
-    assert second.wait_exit(timeout=15) == 0
+    assert second.stop(timeout=15) == 0
 
 
 async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
     tmp_path: Path,
     telegram: FakeTelegram,
     start_bot: StartBot,
-    launcher: BotLauncher,
+    bots: BotLauncher,
     postgres_url: str,
 ) -> None:
     from tests.test_chat_e2e import say
 
-    worker = start_worker(launcher, tmp_path, postgres_url, 1)
-    wait_ready(launcher, worker)
+    worker = start_worker(bots, tmp_path, postgres_url, 1)
+    wait_ready(bots, worker)
     writer = WRITERS[0]
     audio = (AUDIO / "long_speech.ogg").read_bytes()
     async with start_bot(separate_workers=True, database_url=postgres_url):
@@ -191,14 +177,13 @@ async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
     notes = await notes_by_id(postgres_url)
     assert [n.status for n in notes.values()] == [NoteStatus.FAILED]  # the undone one is gone
     assert not message_calls(telegram, writer, FILED)
-    worker.signal(signal.SIGTERM)
-    assert worker.wait_exit(timeout=15) == 0
+    assert worker.stop(timeout=15) == 0
 
 
 def test_a_worker_refuses_to_start_for_a_bot_that_transcribes_itself(
-    launcher: BotLauncher,
+    bots: BotLauncher,
 ) -> None:
-    worker = launcher.start("worker", env={"SEPARATE_WORKERS": "false"})
+    worker = bots.start("worker", env={"SEPARATE_WORKERS": "false"})
     assert worker.wait_exit(timeout=60) == 2
     assert "SEPARATE_WORKERS=true is needed" in worker.log()
     assert "Traceback" not in worker.log()

@@ -3,10 +3,8 @@ to it (real HTTP), and requests without the secret are refused."""
 
 from __future__ import annotations
 
-import signal
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -111,12 +109,11 @@ def test_webhook_settings_are_checked_without_echoing_the_secret() -> None:
 
 
 def test_python_m_bot_runs_a_webhook_and_never_logs_the_secret(
-    telegram: FakeTelegram, tmp_path: Path, tiny_model_path: str
+    telegram: FakeTelegram, bots: BotLauncher
 ) -> None:
     """The real command (`run_webhook`), at DEBUG, where PTB logs every Bot API call."""
     port = free_port()
-    launcher = BotLauncher(telegram, tmp_path, tiny_model_path)
-    launcher.env.update(
+    bots.env.update(
         {
             "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/hook",
             "WEBHOOK_SECRET": SECRET,
@@ -125,20 +122,16 @@ def test_python_m_bot_runs_a_webhook_and_never_logs_the_secret(
             "LOG_LEVEL": "DEBUG",
         }
     )
-    bot = launcher.start()
-    try:
-        launcher.wait_for(bot, lambda: telegram.webhook, "setWebhook", timeout=60)
-        telegram.send_text(WRITER, "/new From a process")
-        launcher.wait_for(
-            bot,
-            lambda: any("From a process" in t for t in telegram.sent_texts(WRITER)),
-            "the reply to a pushed update",
-            timeout=60,
-        )
-        bot.signal(signal.SIGTERM)
-        assert bot.wait_exit(timeout=30) == 0
-    finally:
-        launcher.cleanup()
+    bot = bots.start()
+    bots.wait_for(bot, lambda: telegram.webhook, "setWebhook", timeout=60)
+    telegram.send_text(WRITER, "/new From a process")
+    bots.wait_for(
+        bot,
+        lambda: any("From a process" in t for t in telegram.sent_texts(WRITER)),
+        "the reply to a pushed update",
+        timeout=60,
+    )
+    assert bot.stop(timeout=30) == 0
     log = bot.log()
     # PTB logs the setWebhook call with its parameters at DEBUG: the secret is redacted there.
     assert "setWebhook" in log and "***" in log

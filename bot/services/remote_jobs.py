@@ -250,15 +250,16 @@ class RemoteTranscription:
     async def deliver_pending(self) -> int:
         """Send what the workers left in the outbox; returns how many messages were handled."""
         async with self._sessions.begin() as session:
+            outbox = OutboxQueries(session)
             rows = [
                 (row.id, row.note_id, row.kind, row.payload)
-                for row in await OutboxQueries(session).pending(OUTBOX_BATCH)
+                for row in await outbox.pending(OUTBOX_BATCH)
             ]
+            # Notes removed with /undo meanwhile are gone from here.
+            statuses = await outbox.statuses(list({note_id for _, note_id, _, _ in rows}))
         if not rows:
             return 0
         finished = {note_id for _, note_id, kind, _ in rows if kind == OUTCOME}
-        async with self._sessions.begin() as session:
-            statuses = await OutboxQueries(session).statuses(list({r[1] for r in rows}))
         handled: list[int] = []
         for row_id, note_id, kind, payload in rows:
             status = statuses.get(note_id)
