@@ -145,7 +145,7 @@ async def pipeline(
 
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
-    from bot.services.intake import IntakeService
+    from bot.notes.intake import IntakeService
     from bot.services.outline import OutlineService
     from bot.services.transcription_jobs import TranscriptionWorker
 
@@ -247,10 +247,10 @@ async def draft_tokens(data_dir: Path, sections: int, notes_per_section: int) ->
     Counted from what the fake OpenAI server received (its `usage.prompt_tokens`)."""
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
+    from bot.drafting.service import DraftService
     from bot.llm.client import StructuredLLM
     from bot.llm.writer import LLMDraftWriter
-    from bot.services.drafting import DraftService
-    from bot.services.intake import IntakeService
+    from bot.notes.intake import IntakeService
     from bot.services.outline import OutlineService
     from tests.fakes.drafting_model import DraftingModel
     from tests.fakes.openai_server import FakeOpenAI

@@ -10,7 +10,7 @@ import random
 import statistics
 import time
 
-from bot.services.routing import SectionTitle, split_by_spoken_titles
+from bot.notes.titles import SectionTitle, split_by_spoken_titles
 
 FILLER = [
     *"ну вот значит данные пайплайн модель агент тесты мониторинг команда проект".split(" "),

@@ -14,12 +14,12 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
 from bot.db.session import create_engine, create_session_factory
+from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
-from bot.services.drafting import DraftService
-from bot.services.intake import IntakeService
-from bot.services.notes import NotesService
+from bot.notes.intake import IntakeService
+from bot.notes.manage import NotesService
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker

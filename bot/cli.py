@@ -1,7 +1,10 @@
-"""Offline commands over the bot's own services: transcribe, import, draft, export.
+"""The command line of `python -m bot`: run the bot or a worker, migrate, check the
+settings, and offline commands over the bot's own services (eval, transcribe, import, draft,
+export).
 
-They work on the configured database (migrated first), so an article imported here shows up
-in the writer's /sections and /articles, and a draft made here is the one /export sends.
+The offline commands work on the configured database (migrated first), so an article
+imported here shows up in the writer's /sections and /articles, and a draft made here is the
+one /export sends.
 Results go to stdout, progress bars and messages to stderr; an expected failure is one short
 line on stderr and a non-zero exit, never a traceback.
 """
@@ -14,30 +17,58 @@ import contextlib
 import logging
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.domain import ArticleInfo, Outline, UserError
-from bot.services.archive import (
+from bot.logging_setup import configure_logging
+from bot.notes.archive import (
     ArchivedNote,
     read_archived_note,
     read_outline_file,
     transcript_files,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot")
 
-COMMANDS = ("transcribe", "import", "draft", "export")
+# At exit, how long a cancelled transcription gets to reach the end of its segment: exiting
+# while whisper's native code runs aborts the process instead of exiting cleanly.
+SHUTDOWN_GRACE_S = 5.0
+
 NO_LLM = "draft needs an LLM: set OPENAI_API_KEY and/or OPENAI_BASE_URL."
 
 
-def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The offline subcommands of `python -m bot`."""
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Telegram bot that turns voice notes into article drafts.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="migrate the database and run the bot (the default)")
+    sub.add_parser(
+        "worker",
+        help="transcribe notes for the bot (with SEPARATE_WORKERS=true on the bot; several "
+        "workers may run, on this machine or others sharing the database)",
+    )
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("check-config", help="validate the settings and print them (secrets masked)")
+    evaluate = sub.add_parser(
+        "eval",
+        help="draft a folder of transcripts (archive format + outline.txt) with the configured "
+        "LLM and print coverage and citation figures; never touches the bot's database",
+    )
+    evaluate.add_argument("directory", type=Path, help="folder with outline.txt and transcripts")
+    evaluate.add_argument("--out", type=Path, help="also write the draft markdown here")
     transcribe = sub.add_parser(
         "transcribe", help="print the transcript of audio files (the configured whisper model)"
     )
@@ -80,22 +111,22 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     export.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the markdown here")
     export.add_argument("--user", type=int, metavar="ID", help=user_help)
+    return parser
 
 
-def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
-    """Run one offline command; failures become a short message and exit status 1."""
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, load the settings and run one command; its exit status."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
     try:
-        if command == "transcribe":
-            return transcribe(settings, args.files)
-        owner_id = resolve_user(settings, args.user)
-        from bot.db.migrate import upgrade_to_head
-
-        upgrade_to_head(settings.database_url)
-        if command == "import":
-            return asyncio.run(import_folder(settings, owner_id, args))
-        if command == "draft":
-            return asyncio.run(draft(settings, owner_id, args))
-        return asyncio.run(export(settings, owner_id, args))
+        settings = load_settings(require_token=command in ("run", "worker"))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("See .env.example for every setting.", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secrets)
+    try:
+        return COMMANDS[command](settings, args)
     except UserError as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -111,6 +142,124 @@ def run(command: str, settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply migrations, load the transcriber, then take updates from Telegram until stopped:
+    long polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber, webhook_options
+    from bot.db.migrate import upgrade_to_head
+    from bot.services.threads import join_daemon_threads
+
+    upgrade_to_head(settings.database_url)
+    # With separate workers the bot transcribes nothing, so it loads no model.
+    transcriber = None if settings.separate_workers else load_transcriber(settings)
+    app = build_application(settings, transcriber)
+    if settings.webhook_url:
+        log.info(
+            "Listening for webhook updates on %s:%d (Ctrl+C to stop)",
+            settings.webhook_listen,
+            settings.webhook_port,
+        )
+        app.run_webhook(**webhook_options(settings))
+    else:
+        log.info("Polling Telegram for updates (Ctrl+C to stop)")
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+    join_daemon_threads(SHUTDOWN_GRACE_S)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Transcribe notes for the bot from the shared database until stopped (SIGTERM, Ctrl+C)."""
+    import os
+    import signal
+    import socket
+
+    from bot.app import build_worker, load_transcriber
+    from bot.db.migrate import upgrade_to_head
+    from bot.services.threads import join_daemon_threads
+
+    if not settings.separate_workers:
+        # Without it the bot transcribes every note itself: a worker would only duplicate work.
+        print(
+            "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot "
+            "and its workers, and restart the bot.",
+            file=sys.stderr,
+        )
+        return 2
+    upgrade_to_head(settings.database_url)
+    transcriber = load_transcriber(settings)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def work() -> None:
+        runtime = build_worker(settings, transcriber, name)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await runtime.bot.initialize()
+            runtime.worker.start()
+            log.info("Worker %s waiting for notes (Ctrl+C to stop)", name)
+            await stop.wait()
+            log.info("Worker %s stopping", name)
+        finally:
+            await runtime.close()
+
+    asyncio.run(work())
+    join_daemon_threads(SHUTDOWN_GRACE_S)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply database migrations and exit."""
+    from bot.db.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url)
+    log.info("Database is up to date")
+    return 0
+
+
+def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate the settings and print them, secrets masked."""
+    for name, value in settings.model_dump().items():
+        if name == "database_url":
+            value = settings.database_url_safe
+        print(f"{name.upper()}={value}")
+    return 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """Draft a folder of archived transcripts with the configured LLM and print figures."""
+    from bot.evaluate import format_report, read_eval_dir, run_eval
+
+    data = read_eval_dir(args.directory)
+    result, model = asyncio.run(run_eval(settings, data))
+    if args.out is not None:
+        _write_or_print(result.markdown, args.out)
+    print(format_report(result, model, len(data.notes)))
+    return 0
+
+
+def cmd_transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the transcript of audio files with the configured whisper model."""
+    return transcribe(settings, args.files)
+
+
+def _database_command(
+    run: Callable[[Settings, int, argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    """A command on the writer's data: resolve the writer, migrate, run it in a loop."""
+
+    def command(settings: Settings, args: argparse.Namespace) -> int:
+        owner_id = resolve_user(settings, args.user)
+        from bot.db.migrate import upgrade_to_head
+
+        upgrade_to_head(settings.database_url)
+        return asyncio.run(run(settings, owner_id, args))
+
+    command.__doc__ = run.__doc__
+    return command
 
 
 def resolve_user(settings: Settings, user_id: int | None) -> int:
@@ -279,7 +428,7 @@ async def import_notes(
 ) -> ImportReport:
     """Make `title` the writer's active article (created if missing), apply the outline,
     and import the notes into it, split at spoken section titles like the chat's import."""
-    from bot.services.intake import IntakeService
+    from bot.notes.intake import IntakeService
     from bot.services.outline import OutlineService, normalise_title
 
     outlines, intake = OutlineService(sessions), IntakeService(sessions)
@@ -353,7 +502,7 @@ async def import_folder(settings: Settings, owner_id: int, args: argparse.Namesp
 async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
     """Draft like /draft (incremental, stored as a version, usage recorded for the writer)."""
     from bot.app import build_writer
-    from bot.services.drafting import DraftService
+    from bot.drafting.service import DraftService
 
     writer = build_writer(settings) if settings.llm_configured else None
     if writer is None:
@@ -396,7 +545,7 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
 
 async def export(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
     """The latest stored draft (or, with --notes, every transcript) as markdown."""
-    from bot.services.drafting import DraftService
+    from bot.drafting.service import DraftService
 
     async with _database(settings) as sessions:
         article = await find_article(sessions, owner_id, args.article)
@@ -407,3 +556,16 @@ async def export(settings: Settings, owner_id: int, args: argparse.Namespace) ->
             _, markdown = await service.latest_draft(owner_id, article.id)
     _write_or_print(markdown, args.out)
     return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "check-config": cmd_check_config,
+    "eval": cmd_eval,
+    "transcribe": cmd_transcribe,
+    "import": _database_command(import_folder),
+    "draft": _database_command(draft),
+    "export": _database_command(export),
+}

@@ -15,14 +15,14 @@ from bot.config import Settings
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from bot.domain import UserError
-from bot.services.archive import (
+from bot.drafting.service import DraftResult, DraftService
+from bot.notes.archive import (
     ArchivedNote,
     read_archived_note,
     read_outline_file,
     transcript_files,
 )
-from bot.services.drafting import DraftResult, DraftService
-from bot.services.intake import IntakeService
+from bot.notes.intake import IntakeService
 from bot.services.outline import OutlineService
 
 EVAL_USER = 1

@@ -21,7 +21,7 @@ from bot.domain import (
     SuggestedSection,
     TranscriptionOutcome,
 )
-from bot.services.intake import IntakeService
+from bot.notes.intake import IntakeService
 from bot.services.remote_jobs import (
     ClaimingWorker,
     OutboxNotifier,
@@ -224,7 +224,7 @@ async def test_a_note_whose_acknowledgement_failed_is_taken_after_a_grace_period
 async def test_outbox_messages_of_a_removed_note_are_dropped(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    from bot.services.notes import NotesService
+    from bot.notes.manage import NotesService
 
     note = await _voice(sessions, 1, 1)
     worker_side = OutboxNotifier(sessions)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.__main__ import main
+from bot.cli import main
 from bot.db.session import create_engine, create_session_factory
 from bot.services.usage import UsageService
 from tests.conftest import AUDIO, StartBot

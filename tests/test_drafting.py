@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import DraftVersion
 from bot.domain import UserError
+from bot.drafting.service import DraftService
 from bot.llm.client import QUOTA, RATE_LIMITED, REFUSED, UNAVAILABLE, StructuredLLM
 from bot.llm.prompts import PromptError, load_prompt
 from bot.llm.writer import LLMDraftWriter
-from bot.services.drafting import DraftService
-from bot.services.intake import IntakeService
+from bot.notes.intake import IntakeService
 from bot.services.outline import OutlineService
 from tests.fakes.drafting_model import NOTE, DraftingModel
 from tests.fakes.openai_server import FakeOpenAI

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.__main__ import main
+from bot.cli import main
 from bot.domain import NoteKind, UserError
-from bot.services.archive import parse_archived_note
-from bot.services.intake import IntakeService
-from bot.services.notes import NotesService
+from bot.notes.archive import parse_archived_note
+from bot.notes.intake import IntakeService
+from bot.notes.manage import NotesService
 from bot.services.outline import OutlineService
 from tests.fakes.drafting_model import DraftingModel
 from tests.fakes.openai_server import FakeOpenAI

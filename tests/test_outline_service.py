@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import UserError
-from bot.services.intake import IntakeService
+from bot.notes.intake import IntakeService
 from bot.services.outline import OutlineService
 
 WRITER, OTHER, CHAT = 1001, 2002, 1001

@@ -18,8 +18,8 @@ from bot.config import Settings
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Note
 from bot.logging_setup import configure_logging
+from bot.notes.intake import IntakeService
 from bot.services import transcription_jobs
-from bot.services.intake import IntakeService
 from bot.services.outline import OutlineService
 from bot.transcription.whisper import WhisperTranscriber
 from tests.conftest import AUDIO, StartBot, bot_settings
@@ -219,7 +219,7 @@ async def test_a_failed_acknowledgement_does_not_stall_the_note(bot: FakeTelegra
 async def test_ids_of_deleted_notes_are_never_reused(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    from bot.services.notes import NotesService
+    from bot.notes.manage import NotesService
 
     intake, notes = IntakeService(sessions), NotesService(sessions)
     first = await intake.receive_text(WRITER, WRITER, 1, "A note I will undo")
@@ -268,7 +268,7 @@ async def test_undo_of_a_note_still_being_transcribed(bot: FakeTelegram, tmp_pat
 def test_check_config_masks_the_database_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.__main__ import main
+    from bot.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://bot:s3cretpw@db.local/bot")

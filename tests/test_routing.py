@@ -1,4 +1,4 @@
-"""Splitting a transcript at the section titles the writer speaks (bot.services.routing).
+"""Splitting a transcript at the section titles the writer speaks (bot.notes.titles).
 
 Fixtures under tests/fixtures/routing/ are our own notes in the archive format writers use
 (YAML front matter + Whisper text, hard-wrapped): Russian speech with English section titles of
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.services.routing import RoutedPart, SectionTitle, split_by_spoken_titles
+from bot.notes.titles import RoutedPart, SectionTitle, split_by_spoken_titles
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routing"
 

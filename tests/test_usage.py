@@ -12,8 +12,8 @@ from faster_whisper import decode_audio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import UserError
-from bot.services.drafting import DraftService
-from bot.services.intake import IntakeService
+from bot.drafting.service import DraftService
+from bot.notes.intake import IntakeService
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService, month_bounds
 from tests.conftest import AUDIO, StartBot

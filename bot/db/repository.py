@@ -28,15 +28,16 @@ from bot.db.models import (
 )
 
 
-class Repository:
-    """Data access for one writer; rows of other writers are invisible through it."""
-
+class _Scoped:
     def __init__(self, session: AsyncSession, owner_id: int) -> None:
         self.session = session
         self.owner_id = owner_id
 
-    # users -----------------------------------------------------------------------------
-    async def ensure_user(self, chat_id: int | None = None) -> User:
+
+class UserRepo(_Scoped):
+    """The writer's own row."""
+
+    async def ensure(self, chat_id: int | None = None) -> User:
         user = await self.session.get(User, self.owner_id)
         if user is None:
             user = User(id=self.owner_id, chat_id=chat_id)
@@ -46,24 +47,27 @@ class Repository:
             user.chat_id = chat_id
         return user
 
-    # articles --------------------------------------------------------------------------
-    async def articles(self) -> Sequence[Article]:
+
+class ArticleRepo(_Scoped):
+    """The writer's articles; at most one is active."""
+
+    async def all(self) -> Sequence[Article]:
         result = await self.session.scalars(
             select(Article).where(Article.owner_id == self.owner_id).order_by(Article.id)
         )
         return result.all()
 
-    async def active_article(self) -> Article | None:
+    async def active(self) -> Article | None:
         return await self.session.scalar(
             select(Article).where(Article.owner_id == self.owner_id, Article.is_active)
         )
 
-    async def article(self, article_id: int) -> Article | None:
+    async def get(self, article_id: int) -> Article | None:
         return await self.session.scalar(
             select(Article).where(Article.owner_id == self.owner_id, Article.id == article_id)
         )
 
-    async def add_article(self, title: str) -> Article:
+    async def add(self, title: str) -> Article:
         await self.session.execute(
             update(Article).where(Article.owner_id == self.owner_id).values(is_active=False)
         )
@@ -72,7 +76,7 @@ class Repository:
         await self.session.flush()
         return article
 
-    async def activate_article(self, article: Article) -> None:
+    async def activate(self, article: Article) -> None:
         await self.session.execute(
             update(Article)
             .where(Article.owner_id == self.owner_id, Article.id != article.id)
@@ -82,7 +86,7 @@ class Repository:
         article.is_active = True
         await self.session.flush()
 
-    async def note_count_by_article(self) -> dict[int, int]:
+    async def note_counts(self) -> dict[int, int]:
         rows = await self.session.execute(
             select(Note.article_id, func.count(Note.id))
             .where(Note.owner_id == self.owner_id, Note.status == NoteStatus.TRANSCRIBED)
@@ -90,8 +94,11 @@ class Repository:
         )
         return {article_id: count for article_id, count in rows}
 
-    # sections --------------------------------------------------------------------------
-    async def sections(self, article_id: int) -> Sequence[Section]:
+
+class SectionRepo(_Scoped):
+    """Sections of the writer's articles; at most one per article is active."""
+
+    async def of_article(self, article_id: int) -> Sequence[Section]:
         result = await self.session.scalars(
             select(Section)
             .join(Article)
@@ -100,20 +107,20 @@ class Repository:
         )
         return result.all()
 
-    async def section(self, section_id: int) -> Section | None:
+    async def get(self, section_id: int) -> Section | None:
         return await self.session.scalar(
             select(Section)
             .join(Article)
             .where(Article.owner_id == self.owner_id, Section.id == section_id)
         )
 
-    async def add_section(self, article_id: int, position: int, title: str) -> Section:
+    async def add(self, article_id: int, position: int, title: str) -> Section:
         section = Section(article_id=article_id, position=position, title=title)
         self.session.add(section)
         await self.session.flush()
         return section
 
-    async def activate_section(self, section: Section) -> None:
+    async def activate(self, section: Section) -> None:
         await self.session.execute(
             update(Section)
             .where(Section.article_id == section.article_id, Section.id != section.id)
@@ -123,11 +130,11 @@ class Repository:
         section.is_active = True
         await self.session.flush()
 
-    async def delete_section(self, section: Section) -> None:
+    async def delete(self, section: Section) -> None:
         await self.session.delete(section)
         await self.session.flush()
 
-    async def part_counts_by_section(self, article_id: int) -> dict[int, int]:
+    async def note_counts(self, article_id: int) -> dict[int, int]:
         """How many distinct notes are filed under each section of the article."""
         rows = await self.session.execute(
             select(NotePart.section_id, func.count(func.distinct(NotePart.note_id)))
@@ -137,8 +144,11 @@ class Repository:
         )
         return {section_id: count for section_id, count in rows}
 
-    # notes -----------------------------------------------------------------------------
-    async def insert_note_once(self, values: dict[str, object]) -> tuple[int, bool]:
+
+class NoteRepo(_Scoped):
+    """The writer's notes, as they came from Telegram."""
+
+    async def insert_once(self, values: dict[str, object]) -> tuple[int, bool]:
         """Insert a note unless (chat_id, message_id) exists; return its id and if it is new."""
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -163,20 +173,14 @@ class Repository:
             raise LookupError("message already stored for another user")
         return existing, False
 
-    async def note(self, note_id: int, *, lock: bool = False) -> Note | None:
+    async def get(self, note_id: int, *, lock: bool = False) -> Note | None:
         """`lock`: hold the row until the transaction ends (no worker claims it meanwhile)."""
         query = select(Note).where(Note.owner_id == self.owner_id, Note.id == note_id)
         if lock:
             query = query.with_for_update()
         return await self.session.scalar(query)
 
-    async def add_part(self, note: Note, section_id: int, text: str, position: int = 0) -> NotePart:
-        part = NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
-        self.session.add(part)
-        await self.session.flush()
-        return part
-
-    async def note_by_message(self, chat_id: int, message_id: int) -> Note | None:
+    async def by_message(self, chat_id: int, message_id: int) -> Note | None:
         return await self.session.scalar(
             select(Note).where(
                 Note.owner_id == self.owner_id,
@@ -185,17 +189,37 @@ class Repository:
             )
         )
 
-    async def latest_note(self) -> Note | None:
+    async def latest(self) -> Note | None:
         return await self.session.scalar(
             select(Note).where(Note.owner_id == self.owner_id).order_by(Note.id.desc()).limit(1)
         )
 
-    async def delete_note(self, note: Note) -> None:
+    async def delete(self, note: Note) -> None:
         await self.session.execute(delete(NotePart).where(NotePart.note_id == note.id))
         await self.session.delete(note)
         await self.session.flush()
 
-    async def part(self, part_id: int) -> tuple[NotePart, Note] | None:
+    async def unfinished_count(self, article_id: int) -> int:
+        count = await self.session.scalar(
+            select(func.count(Note.id)).where(
+                Note.owner_id == self.owner_id,
+                Note.article_id == article_id,
+                Note.status.in_(UNFINISHED_STATUSES),
+            )
+        )
+        return int(count or 0)
+
+
+class PartRepo(_Scoped):
+    """Pieces of notes filed under sections."""
+
+    async def add(self, note: Note, section_id: int, text: str, position: int = 0) -> NotePart:
+        part = NotePart(note_id=note.id, section_id=section_id, position=position, text=text)
+        self.session.add(part)
+        await self.session.flush()
+        return part
+
+    async def get(self, part_id: int) -> tuple[NotePart, Note] | None:
         row = (
             await self.session.execute(
                 select(NotePart, Note)
@@ -205,7 +229,7 @@ class Repository:
         ).first()
         return (row[0], row[1]) if row else None
 
-    async def parts_of(self, note_id: int) -> list[NotePart]:
+    async def of_note(self, note_id: int) -> list[NotePart]:
         result = await self.session.scalars(
             select(NotePart)
             .join(Note, Note.id == NotePart.note_id)
@@ -214,11 +238,11 @@ class Repository:
         )
         return list(result.all())
 
-    async def delete_part(self, part: NotePart) -> None:
+    async def delete(self, part: NotePart) -> None:
         await self.session.delete(part)
         await self.session.flush()
 
-    async def parts_for_article(self, article_id: int) -> Sequence[tuple[NotePart, Note]]:
+    async def of_article(self, article_id: int) -> Sequence[tuple[NotePart, Note]]:
         rows = await self.session.execute(
             select(NotePart, Note)
             .join(Note, Note.id == NotePart.note_id)
@@ -227,26 +251,32 @@ class Repository:
         )
         return [(part, note) for part, note in rows]
 
-    # suggested sections ----------------------------------------------------------------
-    async def add_suggestion(self, article_id: int, note_id: int, title: str) -> int:
+
+class SuggestionRepo(_Scoped):
+    """Spoken headings offered as new sections."""
+
+    async def add(self, article_id: int, note_id: int, title: str) -> int:
         suggestion = SectionSuggestion(article_id=article_id, note_id=note_id, title=title)
         self.session.add(suggestion)
         await self.session.flush()
         return suggestion.id
 
-    async def suggestion(self, suggestion_id: int) -> SectionSuggestion | None:
+    async def get(self, suggestion_id: int) -> SectionSuggestion | None:
         return await self.session.scalar(
             select(SectionSuggestion)
             .join(Article, Article.id == SectionSuggestion.article_id)
             .where(Article.owner_id == self.owner_id, SectionSuggestion.id == suggestion_id)
         )
 
-    async def delete_suggestion(self, suggestion: SectionSuggestion) -> None:
+    async def delete(self, suggestion: SectionSuggestion) -> None:
         await self.session.delete(suggestion)
         await self.session.flush()
 
-    # drafts ----------------------------------------------------------------------------
-    async def cached_draft(self, article_id: int, cache_key: str) -> SectionDraft | None:
+
+class DraftRepo(_Scoped):
+    """Cached section drafts and the assembled draft versions."""
+
+    async def cached(self, article_id: int, cache_key: str) -> SectionDraft | None:
         return await self.session.scalar(
             select(SectionDraft)
             .join(Article, Article.id == SectionDraft.article_id)
@@ -257,7 +287,7 @@ class Repository:
             )
         )
 
-    async def cached_drafts(self, article_id: int) -> dict[str, str]:
+    async def cached_all(self, article_id: int) -> dict[str, str]:
         rows = await self.session.execute(
             select(SectionDraft.cache_key, SectionDraft.content)
             .join(Article, Article.id == SectionDraft.article_id)
@@ -265,20 +295,10 @@ class Repository:
         )
         return {key: content for key, content in rows}
 
-    async def unfinished_note_count(self, article_id: int) -> int:
-        count = await self.session.scalar(
-            select(func.count(Note.id)).where(
-                Note.owner_id == self.owner_id,
-                Note.article_id == article_id,
-                Note.status.in_(UNFINISHED_STATUSES),
-            )
-        )
-        return int(count or 0)
-
-    async def save_cached_draft(
+    async def save_cached(
         self, article_id: int, section_id: int | None, cache_key: str, content: str
     ) -> None:
-        if await self.cached_draft(article_id, cache_key) is None:
+        if await self.cached(article_id, cache_key) is None:
             self.session.add(
                 SectionDraft(
                     article_id=article_id,
@@ -289,7 +309,7 @@ class Repository:
             )
             await self.session.flush()
 
-    async def latest_draft_version(self, article_id: int) -> DraftVersion | None:
+    async def latest_version(self, article_id: int) -> DraftVersion | None:
         return await self.session.scalar(
             select(DraftVersion)
             .join(Article, Article.id == DraftVersion.article_id)
@@ -298,7 +318,7 @@ class Repository:
             .limit(1)
         )
 
-    async def add_draft_version(
+    async def add_version(
         self, article_id: int, markdown: str, sections_regenerated: int, model: str, figures: str
     ) -> DraftVersion:
         version = DraftVersion(
@@ -312,8 +332,11 @@ class Repository:
         await self.session.flush()
         return version
 
-    # usage -----------------------------------------------------------------------------
-    async def add_usage(
+
+class UsageRepo(_Scoped):
+    """What the writer spent: audio seconds and LLM tokens."""
+
+    async def add(
         self,
         kind: UsageKind,
         *,
@@ -336,7 +359,7 @@ class Repository:
         )
         await self.session.flush()
 
-    async def usage_totals(
+    async def totals(
         self, start: datetime, end: datetime
     ) -> Sequence[tuple[UsageKind, str, bool, int, float, int, int]]:
         """Per kind, model and estimated flag: events, audio seconds, input and output tokens."""
@@ -362,6 +385,24 @@ class Repository:
             (kind, model, bool(estimated), int(count), float(seconds), int(inp), int(out))
             for kind, model, estimated, count, seconds, inp, out in rows
         ]
+
+
+
+class Repository:
+    """Data access for one writer, one repository per aggregate; other writers' rows are
+    invisible through it. The caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession, owner_id: int) -> None:
+        self.session = session
+        self.owner_id = owner_id
+        self.users = UserRepo(session, owner_id)
+        self.articles = ArticleRepo(session, owner_id)
+        self.sections = SectionRepo(session, owner_id)
+        self.notes = NoteRepo(session, owner_id)
+        self.parts = PartRepo(session, owner_id)
+        self.suggestions = SuggestionRepo(session, owner_id)
+        self.drafts = DraftRepo(session, owner_id)
+        self.usage = UsageRepo(session, owner_id)
 
 
 class JobQueries:

@@ -39,10 +39,10 @@ class OutlineService:
         title = clean_title(raw_title)
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            await repo.ensure_user(chat_id)
-            article = await repo.add_article(title)
-            section = await repo.add_section(article.id, 1, DEFAULT_SECTION_TITLE)
-            await repo.activate_section(section)
+            await repo.users.ensure(chat_id)
+            article = await repo.articles.add(title)
+            section = await repo.sections.add(article.id, 1, DEFAULT_SECTION_TITLE)
+            await repo.sections.activate(section)
             return await _outline(repo, article)
 
     async def set_outline(self, owner_id: int, chat_id: int, lines: list[str]) -> Outline:
@@ -66,19 +66,20 @@ class OutlineService:
 
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            await repo.ensure_user(chat_id)
-            article = await repo.active_article()
+            await repo.users.ensure(chat_id)
+            article = await repo.articles.active()
             if article is None:
-                article = await repo.add_article(DEFAULT_ARTICLE_TITLE)
-            existing = {normalise_title(s.title): s for s in await repo.sections(article.id)}
-            counts = await repo.part_counts_by_section(article.id)
+                article = await repo.articles.add(DEFAULT_ARTICLE_TITLE)
+            sections = await repo.sections.of_article(article.id)
+            existing = {normalise_title(s.title): s for s in sections}
+            counts = await repo.sections.note_counts(article.id)
             previously_active = next((s for s in existing.values() if s.is_active), None)
 
             ordered: list[Section] = []
             for title in titles:
                 section = existing.pop(normalise_title(title), None)
                 if section is None:
-                    section = await repo.add_section(article.id, 0, title)
+                    section = await repo.sections.add(article.id, 0, title)
                 else:
                     section.title = title  # take the writer's new spelling
                 ordered.append(section)
@@ -90,57 +91,57 @@ class OutlineService:
                     ordered.append(section)
                     kept.append(section.title)
                 else:
-                    await repo.delete_section(section)
+                    await repo.sections.delete(section)
             # Positions are set after deletions so they stay 1..n without gaps.
             for position, section in enumerate(ordered, start=1):
                 section.position = position
             await session.flush()
             if previously_active is None or previously_active not in ordered:
-                await repo.activate_section(ordered[0])
+                await repo.sections.activate(ordered[0])
             return await _outline(repo, article, kept_for_notes=kept)
 
     async def outline(self, owner_id: int) -> Outline | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            article = await repo.active_article()
+            article = await repo.articles.active()
             return await _outline(repo, article) if article else None
 
     async def choose_section_by_number(self, owner_id: int, number: int) -> Outline:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             article = await require_article(repo)
-            sections = await repo.sections(article.id)
+            sections = await repo.sections.of_article(article.id)
             if not 1 <= number <= len(sections):
                 raise UserError(_no_such_section(number, len(sections)))
-            await repo.activate_section(sections[number - 1])
+            await repo.sections.activate(sections[number - 1])
             return await _outline(repo, article)
 
     async def choose_section_by_id(self, owner_id: int, section_id: int) -> Outline:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            section = await repo.section(section_id)
+            section = await repo.sections.get(section_id)
             if section is None:
                 raise UserError("That section no longer exists. Send /sections for a fresh list.")
-            article = await repo.article(section.article_id)
+            article = await repo.articles.get(section.article_id)
             assert article is not None  # the section's join already checked the owner
             if not article.is_active:
-                await repo.activate_article(article)
-            await repo.activate_section(section)
+                await repo.articles.activate(article)
+            await repo.sections.activate(section)
             return await _outline(repo, article)
 
     async def articles(self, owner_id: int) -> list[ArticleInfo]:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            counts = await repo.note_count_by_article()
+            counts = await repo.articles.note_counts()
             return [
                 ArticleInfo(a.id, n, a.title, a.is_active, counts.get(a.id, 0))
-                for n, a in enumerate(await repo.articles(), start=1)
+                for n, a in enumerate(await repo.articles.all(), start=1)
             ]
 
     async def use_article(self, owner_id: int, number: int) -> Outline:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            articles = await repo.articles()
+            articles = await repo.articles.all()
             if not articles:
                 raise UserError("You have no articles yet. Start one with /new <title>.")
             if not 1 <= number <= len(articles):
@@ -148,31 +149,31 @@ class OutlineService:
                     f"There is no article {number}: pick 1 to {len(articles)} (see /articles)."
                 )
             article = articles[number - 1]
-            await repo.activate_article(article)
+            await repo.articles.activate(article)
             return await _outline(repo, article)
 
 
 async def ensure_active_section(repo: Repository) -> tuple[Article, Section, bool]:
     """The writer's active article and section, creating a default article if there is none."""
     created = False
-    article = await repo.active_article()
+    article = await repo.articles.active()
     if article is None:
-        article = await repo.add_article(DEFAULT_ARTICLE_TITLE)
+        article = await repo.articles.add(DEFAULT_ARTICLE_TITLE)
         created = True
-    sections = await repo.sections(article.id)
+    sections = await repo.sections.of_article(article.id)
     if not sections:
-        section = await repo.add_section(article.id, 1, DEFAULT_SECTION_TITLE)
-        await repo.activate_section(section)
+        section = await repo.sections.add(article.id, 1, DEFAULT_SECTION_TITLE)
+        await repo.sections.activate(section)
         return article, section, created
     active = next((s for s in sections if s.is_active), None)
     if active is None:
         active = sections[0]
-        await repo.activate_section(active)
+        await repo.sections.activate(active)
     return article, active, created
 
 
 async def require_article(repo: Repository) -> Article:
-    article = await repo.active_article()
+    article = await repo.articles.active()
     if article is None:
         raise UserError("You have no article yet. Start one with /new <title>.")
     return article
@@ -181,9 +182,9 @@ async def require_article(repo: Repository) -> Article:
 async def _outline(
     repo: Repository, article: Article, kept_for_notes: list[str] | None = None
 ) -> Outline:
-    sections = await repo.sections(article.id)
-    counts = await repo.part_counts_by_section(article.id)
-    numbers = {a.id: n for n, a in enumerate(await repo.articles(), start=1)}
+    sections = await repo.sections.of_article(article.id)
+    counts = await repo.sections.note_counts(article.id)
+    numbers = {a.id: n for n, a in enumerate(await repo.articles.all(), start=1)}
     return Outline(
         article=ArticleInfo(
             article.id, numbers.get(article.id, 1), article.title, article.is_active

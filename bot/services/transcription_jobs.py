@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import Note, NoteStatus, UsageKind, utcnow
 from bot.db.repository import JobQueries, Repository
 from bot.domain import SuggestedSection, TranscriptionOutcome, UserError
+from bot.drafting.citations import quote_in
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
-from bot.services.citations import quote_in
-from bot.services.filing import file_transcript
+from bot.notes.filing import file_transcript
 from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
@@ -353,7 +353,7 @@ class TranscriptionWorker:
             if owner_id is None:
                 return None
             repo = Repository(session, owner_id)
-            note = await repo.note(note_id, lock=True)
+            note = await repo.notes.get(note_id, lock=True)
             if note is None or note.status not in (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED):
                 return None
             if not self._holds(note):
@@ -373,8 +373,8 @@ class TranscriptionWorker:
                 _discard(Path(note.audio_path) if note.audio_path else None)
             else:
                 gave_up = None
-            article = await repo.article(note.article_id)
-            outline = list(await repo.sections(note.article_id))
+            article = await repo.articles.get(note.article_id)
+            outline = list(await repo.sections.of_article(note.article_id))
             titles = [s.title for s in outline]
             article_title = article.title if article else ""
             prompt = ". ".join([article.title, *titles] if article else titles) + "."
@@ -411,7 +411,7 @@ class TranscriptionWorker:
                 await asyncio.sleep(DOWNLOAD_BACKOFF_S * 2 ** (attempt - 1))
         partial.replace(destination)  # a crash mid-download never leaves a half file in place
         async with self._sessions.begin() as session:
-            note = await Repository(session, job.owner_id).note(job.note_id)
+            note = await Repository(session, job.owner_id).notes.get(job.note_id)
             if note is not None:
                 note.status = NoteStatus.DOWNLOADED
                 note.audio_path = str(destination)
@@ -444,7 +444,7 @@ class TranscriptionWorker:
     ) -> TranscriptionOutcome | None:
         async with self._sessions.begin() as session:
             repo = Repository(session, job.owner_id)
-            note = await repo.note(job.note_id, lock=True)
+            note = await repo.notes.get(job.note_id, lock=True)
             if note is None:  # deleted with /undo while it was being transcribed
                 return _failure(job, REMOVED)
             if not self._holds(note):
@@ -457,8 +457,8 @@ class TranscriptionWorker:
             note.transcribed_at = utcnow()
             note.error = None
             # Counted in the transaction that files the note: once, and only when filed.
-            await repo.add_usage(UsageKind.TRANSCRIPTION, audio_seconds=audio_seconds)
-            sections = list(await repo.sections(note.article_id))
+            await repo.usage.add(UsageKind.TRANSCRIPTION, audio_seconds=audio_seconds)
+            sections = list(await repo.sections.of_article(note.article_id))
             # The LLM numbered the outline as it was when the job started; the writer may
             # have changed it since, so the number is resolved against that outline's ids.
             number = advice.section_number if advice is not None else None
@@ -479,7 +479,7 @@ class TranscriptionWorker:
                 if len(suggestions) == MAX_SUGGESTIONS:
                     break
                 known.add(key)
-                suggestion_id = await repo.add_suggestion(note.article_id, note.id, title)
+                suggestion_id = await repo.suggestions.add(note.article_id, note.id, title)
                 suggestions.append(SuggestedSection(suggestion_id, title))
             return TranscriptionOutcome(
                 note_id=note.id,
@@ -493,7 +493,7 @@ class TranscriptionWorker:
 
     async def _finish_failed(self, job: _Job, reason: str, audio: Path | None = None) -> None:
         async with self._sessions.begin() as session:
-            note: Note | None = await Repository(session, job.owner_id).note(
+            note: Note | None = await Repository(session, job.owner_id).notes.get(
                 job.note_id, lock=True
             )
             if note is not None:

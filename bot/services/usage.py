@@ -65,9 +65,9 @@ async def record_llm_usage(
     try:
         async with sessions.begin() as session:
             repo = Repository(session, owner_id)
-            await repo.ensure_user()
+            await repo.users.ensure()
             for usage in records:
-                await repo.add_usage(
+                await repo.usage.add(
                     UsageKind(usage.purpose),
                     model=usage.model,
                     input_tokens=usage.input_tokens,
@@ -99,7 +99,7 @@ class UsageService:
     async def this_month(self, owner_id: int, now: datetime | None = None) -> UsageSummary:
         start, end = month_bounds(now or datetime.now(UTC))
         async with self._sessions.begin() as session:
-            rows = await Repository(session, owner_id).usage_totals(start, end)
+            rows = await Repository(session, owner_id).usage.totals(start, end)
         audio_seconds, notes = 0.0, 0
         merged: dict[tuple[str, str], LLMUsage] = {}
         for kind, model, estimated, count, seconds, input_tokens, output_tokens in rows:

@@ -25,11 +25,11 @@ from telegram.ext import (
 )
 
 from bot.domain import IncomingMedia, NoteKind, UserError
+from bot.drafting.service import DraftService
+from bot.notes.archive import parse_archived_note
+from bot.notes.intake import IntakeService
+from bot.notes.manage import NotesService
 from bot.render import escape, markdown_to_messages
-from bot.services.archive import parse_archived_note
-from bot.services.drafting import DraftService
-from bot.services.intake import IntakeService
-from bot.services.notes import NotesService
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import TranscriptionQueue
 from bot.services.transcription_jobs import DownloadError

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain import FiledPart, Outline, SectionInfo, SuggestedSection
+from bot.notes.manage import SectionNotes
 from bot.render import shorten
-from bot.services.notes import SectionNotes
 from bot.telegram import texts
 
 PICK_SECTION = "sec"

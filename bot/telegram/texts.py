@@ -12,10 +12,10 @@ from bot.domain import (
     SectionInfo,
     TranscriptionOutcome,
 )
-from bot.markdown import stamp
+from bot.drafting.markdown import stamp
+from bot.drafting.service import DraftResult
+from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 from bot.render import escape, shorten
-from bot.services.drafting import DraftResult
-from bot.services.notes import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 from bot.services.usage import UsageSummary
 
 HELP = """\

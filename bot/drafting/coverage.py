@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
+from bot.drafting.citations import check_citations
 from bot.llm.schemas import Block, Citation, CoverageReport, DraftPiece
-from bot.services.citations import check_citations
 
 
 class Figures(BaseModel):

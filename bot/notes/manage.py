@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import UNFINISHED_STATUSES, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteKind, SectionInfo, UserError
+from bot.notes.titles import SectionTitle, split_by_spoken_titles
 from bot.services.outline import MAX_SECTIONS, clean_title, normalise_title, require_article
-from bot.services.routing import SectionTitle, split_by_spoken_titles
 
 PREVIEW_WORDS = 12
 
@@ -90,7 +90,7 @@ class NotesService:
         """The same, for a section named by id (a page button under /notes)."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            found = await repo.section(section_id)
+            found = await repo.sections.get(section_id)
             if found is None:
                 raise UserError("That section no longer exists. Send /notes again.")
             outline = await _section_infos(repo, found.article_id)
@@ -101,7 +101,7 @@ class NotesService:
         """A note's preview and the sections of its article, to pick where it goes."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            found = await repo.part(part_id)
+            found = await repo.parts.get(part_id)
             if found is None:
                 raise UserError("That note no longer exists. Send /notes again.")
             part, note = found
@@ -112,8 +112,8 @@ class NotesService:
         """File a note (or one part of a recording) under another section."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            found = await repo.part(part_id)
-            target = await repo.section(section_id)
+            found = await repo.parts.get(part_id)
+            target = await repo.sections.get(section_id)
             if found is None or target is None:
                 raise UserError("That note or section no longer exists. Send /notes again.")
             part, note = found
@@ -130,21 +130,21 @@ class NotesService:
         """Remove a note from its section; a recording with no parts left is removed whole."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            found = await repo.part(part_id)
+            found = await repo.parts.get(part_id)
             if found is None:
                 raise UserError("That note was already deleted.")
             part, note = found
             text = preview(part.text)
-            await repo.delete_part(part)
-            if not await repo.parts_of(note.id):
-                await repo.delete_note(note)
+            await repo.parts.delete(part)
+            if not await repo.parts.of_note(note.id):
+                await repo.notes.delete(note)
             return text
 
     async def undo_last(self, owner_id: int) -> Undone:
         """Delete the writer's most recent note, whatever became of it."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            note = await repo.latest_note()
+            note = await repo.notes.latest()
             if note is None:
                 raise UserError("There is no note to undo.")
             undone = Undone(
@@ -156,7 +156,7 @@ class NotesService:
                 ack_message_id=note.ack_message_id,
             )
             audio = Path(note.audio_path) if note.audio_path else None
-            await repo.delete_note(note)
+            await repo.notes.delete(note)
         if audio is not None:  # a downloaded recording nobody will transcribe now
             audio.unlink(missing_ok=True)
         return undone
@@ -169,41 +169,41 @@ class NotesService:
         """
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            suggestion = await repo.suggestion(suggestion_id)
+            suggestion = await repo.suggestions.get(suggestion_id)
             if suggestion is None:
                 raise UserError("That suggestion was already used or has expired.")
-            sections = list(await repo.sections(suggestion.article_id))
+            sections = list(await repo.sections.of_article(suggestion.article_id))
             key = normalise_title(suggestion.title)
             section = next((s for s in sections if normalise_title(s.title) == key), None)
             if section is None:
                 if len(sections) >= MAX_SECTIONS:
                     raise UserError(f"An outline can have at most {MAX_SECTIONS} sections.")
-                section = await repo.add_section(
+                section = await repo.sections.add(
                     suggestion.article_id, len(sections) + 1, clean_title(suggestion.title)
                 )
-            parts = await repo.parts_of(suggestion.note_id)
+            parts = await repo.parts.of_note(suggestion.note_id)
             for part in parts:
                 before, after = cut_at_heading(part.text, suggestion.title)
                 if after is None:
                     continue
-                note = await repo.note(suggestion.note_id)
+                note = await repo.notes.get(suggestion.note_id)
                 assert note is not None  # its parts exist
                 for later in parts:
                     if later.position > part.position:
                         later.position += 1
                 if before:
                     part.text = before
-                    await repo.add_part(note, section.id, after, part.position + 1)
+                    await repo.parts.add(note, section.id, after, part.position + 1)
                 else:  # the part began with the heading: all of it moves
                     part.text, part.section_id = after, section.id
                 break
-            await repo.delete_suggestion(suggestion)
+            await repo.suggestions.delete(suggestion)
             await session.flush()
             outline = await _section_infos(repo, suggestion.article_id)
             by_id = {s.id: s for s in outline}
             filed = [
                 FiledPart(p.id, by_id[p.section_id].number, by_id[p.section_id].title, p.text)
-                for p in await repo.parts_of(suggestion.note_id)
+                for p in await repo.parts.of_note(suggestion.note_id)
             ]
             return AcceptedSection(by_id[section.id], filed)
 
@@ -214,18 +214,18 @@ class NotesService:
         new_text = new_text.strip()
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            note = await repo.note_by_message(chat_id, message_id)
+            note = await repo.notes.by_message(chat_id, message_id)
             if note is None or note.kind != NoteKind.TEXT or note.status != NoteStatus.TRANSCRIBED:
                 return None
             if not new_text:
                 raise UserError("An edited note can't be empty; use /undo or /notes to delete it.")
-            parts = await repo.parts_of(note.id)
+            parts = await repo.parts.of_note(note.id)
             note.transcript = new_text
             for extra in parts[1:]:
-                await repo.delete_part(extra)
+                await repo.parts.delete(extra)
             if parts:
                 parts[0].text = new_text
-                section = await repo.section(parts[0].section_id)
+                section = await repo.sections.get(parts[0].section_id)
                 return section.title if section else None
             return None
 
@@ -235,17 +235,17 @@ async def _page(
 ) -> SectionNotes:
     notes = [
         FiledNote(part.id, note.id, note.kind, note.created_at, preview(part.text))
-        for part, note in await repo.parts_for_article(article_id)
+        for part, note in await repo.parts.of_article(article_id)
         if part.section_id == section.id
     ]
     return SectionNotes(section, notes, outline)
 
 
 async def _section_infos(repo: Repository, article_id: int) -> list[SectionInfo]:
-    counts = await repo.part_counts_by_section(article_id)
+    counts = await repo.sections.note_counts(article_id)
     return [
         SectionInfo(s.id, n, s.title, counts.get(s.id, 0), s.is_active)
-        for n, s in enumerate(await repo.sections(article_id), start=1)
+        for n, s in enumerate(await repo.sections.of_article(article_id), start=1)
     ]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.db.models import Note
 from bot.db.repository import Repository
 from bot.domain import FiledPart
+from bot.notes.titles import RoutedPart, SectionTitle, split_by_spoken_titles
 from bot.services.outline import DEFAULT_SECTION_TITLE
-from bot.services.routing import RoutedPart, SectionTitle, split_by_spoken_titles
 
 
 async def file_transcript(
@@ -19,9 +19,9 @@ async def file_transcript(
     writer speaks goes to that title's section. A note that speaks no title at all goes to
     `unnamed_section_id` when one is given (the optional LLM routing's advice).
     """
-    sections = list(await repo.sections(note.article_id))
+    sections = list(await repo.sections.of_article(note.article_id))
     if not sections:
-        sections = [await repo.add_section(note.article_id, 1, DEFAULT_SECTION_TITLE)]
+        sections = [await repo.sections.add(note.article_id, 1, DEFAULT_SECTION_TITLE)]
     default = next((s for s in sections if s.id == note.section_id), None)
     if default is None:
         default = next((s for s in sections if s.is_active), sections[0])
@@ -38,7 +38,7 @@ async def file_transcript(
         routed = [RoutedPart(unnamed_section_id, routed[0].text, False)]
     filed = []
     for position, piece in enumerate(routed):
-        part = await repo.add_part(note, piece.section_id, piece.text, position)
+        part = await repo.parts.add(note, piece.section_id, piece.text, position)
         number, title = numbers[piece.section_id]
         filed.append(FiledPart(part.id, number, title, piece.text, piece.title_spoken))
     return filed

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import NoteStatus, utcnow
 from bot.db.repository import Repository
 from bot.domain import FiledPart, IncomingMedia, IntakeResult, NoteKind, UserError
-from bot.services.archive import ArchivedNote
-from bot.services.filing import file_transcript
+from bot.notes.archive import ArchivedNote
+from bot.notes.filing import file_transcript
 from bot.services.outline import ensure_active_section
 
 
@@ -83,7 +83,7 @@ class IntakeService:
 
     async def remember_ack(self, owner_id: int, note_id: int, ack_message_id: int) -> None:
         async with self._sessions.begin() as session:
-            note = await Repository(session, owner_id).note(note_id)
+            note = await Repository(session, owner_id).notes.get(note_id)
             if note is not None:
                 note.ack_message_id = ack_message_id
 
@@ -100,9 +100,9 @@ class IntakeService:
         """Insert the note once; a note that comes with its text is filed in the same go."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
-            await repo.ensure_user(chat_id)
+            await repo.users.ensure(chat_id)
             article, section, created = await ensure_active_section(repo)
-            note_id, is_new = await repo.insert_note_once(
+            note_id, is_new = await repo.notes.insert_once(
                 {
                     **values,
                     "article_id": article.id,
@@ -113,12 +113,12 @@ class IntakeService:
             )
             parts: list[FiledPart] = []
             if is_new and text is not None:
-                note = await repo.note(note_id)
+                note = await repo.notes.get(note_id)
                 assert note is not None
                 if split_at_titles:
                     parts = await file_transcript(repo, note, text)
                 else:
-                    await repo.add_part(note, section.id, text)
+                    await repo.parts.add(note, section.id, text)
             return IntakeResult(
                 note_id=note_id,
                 is_new=is_new,

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import Article, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import UserError
+from bot.drafting.citations import check_citations
+from bot.drafting.coverage import Figures, StoredPiece, apply_report
+from bot.drafting.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.llm.schemas import Block, CoverageReport, DraftPiece, NoteForDraft
-from bot.markdown import NoteRef, render_article, render_notes_export, slugify
-from bot.services.citations import check_citations
-from bot.services.coverage import Figures, StoredPiece, apply_report
 from bot.services.outline import require_article
 from bot.services.usage import llm_usage_recorded
 
@@ -251,7 +251,7 @@ class DraftService:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             article = await _article(repo, article_id)
-            version = await repo.latest_draft_version(article.id)
+            version = await repo.drafts.latest_version(article.id)
             if version is None:
                 raise UserError(
                     "There is no draft yet: send /draft first. "
@@ -274,7 +274,7 @@ class DraftService:
             repo = Repository(session, owner_id)
             article = await _article(repo, article_id)
             by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
-            for part, note in await repo.parts_for_article(article.id):
+            for part, note in await repo.parts.of_article(article.id):
                 if note.status != NoteStatus.TRANSCRIBED:
                     continue
                 notes = by_section[part.section_id]
@@ -288,17 +288,17 @@ class DraftService:
                     notes.append(NoteRef(label, note.created_at, note.kind.value, part.text))
             sections = [
                 _Section(s.id, n, s.title, by_section.get(s.id, []))
-                for n, s in enumerate(await repo.sections(article.id), start=1)
+                for n, s in enumerate(await repo.sections.of_article(article.id), start=1)
             ]
-            cached = await repo.cached_drafts(article.id) if with_cache else {}
-            latest = await repo.latest_draft_version(article.id) if with_cache else None
+            cached = await repo.drafts.cached_all(article.id) if with_cache else {}
+            latest = await repo.drafts.latest_version(article.id) if with_cache else None
             return _Snapshot(
                 article.id,
                 article.title,
                 sections,
                 cached,
                 latest.markdown if latest else None,
-                await repo.unfinished_note_count(article.id),
+                await repo.notes.unfinished_count(article.id),
             )
 
     async def _store(
@@ -316,9 +316,9 @@ class DraftService:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             for key, (section_id, stored) in new.items():
-                await repo.save_cached_draft(article_id, section_id, key, stored.model_dump_json())
+                await repo.drafts.save_cached(article_id, section_id, key, stored.model_dump_json())
             if markdown is not None:
-                await repo.add_draft_version(
+                await repo.drafts.add_version(
                     article_id, markdown, regenerated, model, figures.model_dump_json()
                 )
 
@@ -327,7 +327,7 @@ async def _article(repo: Repository, article_id: int | None) -> Article:
     """The named article of this writer, or the active one."""
     if article_id is None:
         return await require_article(repo)
-    article = await repo.article(article_id)
+    article = await repo.articles.get(article_id)
     if article is None:
         raise UserError("That article does not exist (any more).")
     return article

@@ -1,0 +1,1 @@
+"""Drafting: notes become a cited draft (the draft model, the service, citations, markdown)."""

@@ -1,0 +1,1 @@
+"""A note's road: intake, the transcription queue and its lifecycle, spoken titles, filing."""
