@@ -18,9 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
+from bot.timing import Timing
 from bot.transcription.whisper import WhisperTranscriber
 
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
+# Short waits for tests: the same code paths as production, sooner.
+FAST = Timing(
+    worker_poll_s=0.2,
+    lease_s=5.0,
+    service_retry_s=3.0,
+    download_backoff_s=0.05,
+    progress_interval_s=0.5,
+    outbox_poll_s=0.1,
+    outbox_backoff_s=0.2,
+    outbox_backoff_max_s=2.0,
+    poll_timeout_s=5,
+    poll_backoff_s=0.2,
+    stop_grace_s=3.0,
+)
 # start_bot(**settings) -> `async with` context running the real bot
 StartBot = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -172,9 +187,9 @@ def start_bot(  # type: ignore[no-untyped-def]
     tmp_path: Path, telegram, whisper: WhisperTranscriber, tiny_model_path: str
 ) -> StartBot:
     """Run the real bot against the fake Telegram server: `async with start_bot(**settings):`."""
-    from bot.app import build_application, load_transcriber, running
+    from bot.app import build_bot, load_transcriber, running
 
-    def start(**extra: object) -> AbstractAsyncContextManager[Any]:
+    def start(timing: Timing = FAST, **extra: object) -> AbstractAsyncContextManager[Any]:
         settings = bot_settings(tmp_path, telegram, tiny_model_path, **extra)
         upgrade_to_head(settings.database_url)
         # The hosted backend is built from the settings, as in production; local whisper is
@@ -182,7 +197,7 @@ def start_bot(  # type: ignore[no-untyped-def]
         transcriber = (
             load_transcriber(settings) if settings.transcribe_backend == "openai" else whisper
         )
-        return running(build_application(settings, transcriber))
+        return running(build_bot(settings, transcriber, timing=timing))
 
     return start
 

@@ -13,8 +13,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, RetryAfter
 
 import bot.telegram.io as io_module
+from bot.notes.transcribe import DownloadError
 from bot.render import TELEGRAM_MESSAGE_LIMIT, escape, html_to_plain, utf16_len
-from bot.services.transcription_jobs import DownloadError
 from bot.telegram.io import TelegramAudioSource, TelegramChat, split_html
 from tests.fakes.telegram_server import FakeTelegram, check_html
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dtm
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
@@ -20,10 +21,9 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.domain import TranscriptionOutcome
+from bot.notes.transcribe import DownloadError
 from bot.render import SAFE_MESSAGE_LIMIT, html_to_plain, utf16_len
-from bot.services.transcription_jobs import DownloadError
-from bot.telegram import keyboards, texts
+from bot.telegram import texts
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ MAX_FLOOD_WAITS = 3
 MAX_FLOOD_WAIT_S = 60.0
 
 
-def _seconds(value: int | dtm.timedelta) -> float:
+def seconds(value: int | dtm.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
@@ -50,17 +50,19 @@ class TelegramChat:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def _call(self, factory: object) -> Message | bool:
-        """Run a Bot API call, waiting out flood control a few times."""
-        assert callable(factory)
+    async def _call(
+        self, factory: Callable[[], Awaitable[Message | bool]], *, wait_floods: bool = True
+    ) -> Message | bool:
+        """Run a Bot API call. With `wait_floods`, flood control is waited out a few times
+        (a direct reply in the chat's own lane); without, RetryAfter reaches the caller,
+        who schedules the retry (the outbox)."""
         for attempt in range(MAX_FLOOD_WAITS + 1):
             try:
-                result: Message | bool = await factory()
-                return result
+                return await factory()
             except RetryAfter as exc:
-                if attempt == MAX_FLOOD_WAITS:
+                if not wait_floods or attempt == MAX_FLOOD_WAITS:
                     raise
-                wait = min(_seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
+                wait = min(seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
                 log.warning("Telegram flood control: waiting %.0f s", wait)
                 await asyncio.sleep(wait)
             except Forbidden as exc:
@@ -80,22 +82,33 @@ class TelegramChat:
         reply_to: int | None = None,
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> Message | None:
-        """Send HTML, split to Telegram's limit; returns the first message sent."""
+        """Send HTML, split to Telegram's limit; returns the first message sent (None when
+        the chat blocked the bot)."""
         first: Message | None = None
         chunks = split_html(html)
-        for index, chunk in enumerate(chunks):
-            markup = reply_markup if index == len(chunks) - 1 else None
-            message = await self._send_one(chat_id, chunk, reply_to if index == 0 else None, markup)
-            first = first or message
+        try:
+            for index, chunk in enumerate(chunks):
+                markup = reply_markup if index == len(chunks) - 1 else None
+                message = await self.send_one(
+                    chat_id, chunk, reply_to=reply_to if index == 0 else None, markup=markup
+                )
+                first = first or message
+        except ChatGone:
+            log.info("Chat %s blocked the bot; message dropped", chat_id)
         return first
 
-    async def _send_one(
+    async def send_one(
         self,
         chat_id: int,
         html: str,
-        reply_to: int | None,
-        markup: InlineKeyboardMarkup | None,
-    ) -> Message | None:
+        *,
+        reply_to: int | None = None,
+        markup: InlineKeyboardMarkup | None = None,
+        wait_floods: bool = True,
+    ) -> Message:
+        """Send one message of HTML (within the limit); HTML Telegram cannot parse is sent as
+        plain text. Raises ChatGone, and TelegramError for what the caller must decide."""
+
         async def send(text: str, parse_mode: str | None) -> Message | bool:
             return await self.bot.send_message(
                 chat_id,
@@ -108,18 +121,57 @@ class TelegramChat:
             )
 
         try:
+            result = await self._call(lambda: send(html, ParseMode.HTML), wait_floods=wait_floods)
+        except BadRequest as exc:
+            if not _is_parse_error(exc):
+                raise
+            # Not a network error: retrying the same text would fail the same way.
+            log.warning("Telegram rejected our HTML; sending plain text instead")
+            result = await self._call(
+                lambda: send(html_to_plain(html), None), wait_floods=wait_floods
+            )
+        assert isinstance(result, Message)
+        return result
+
+    async def edit_one(
+        self,
+        chat_id: int,
+        message_id: int,
+        html: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        wait_floods: bool = True,
+    ) -> bool:
+        """Edit one message to show HTML (within the limit). False when the message cannot be
+        edited any more (deleted, too old): the caller sends it anew. Raises ChatGone, and
+        TelegramError for what the caller must decide."""
+
+        async def edit(text: str, parse_mode: str | None) -> Message | bool:
+            return await self.bot.edit_message_text(
+                text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=parse_mode,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+
+        try:
             try:
-                result = await self._call(lambda: send(html, ParseMode.HTML))
+                await self._call(lambda: edit(html, ParseMode.HTML), wait_floods=wait_floods)
             except BadRequest as exc:
                 if not _is_parse_error(exc):
                     raise
-                # Not a network error: retrying the same text would fail the same way.
-                log.warning("Telegram rejected our HTML; sending plain text instead")
-                result = await self._call(lambda: send(html_to_plain(html), None))
-        except ChatGone:
-            log.info("Chat %s blocked the bot; message dropped", chat_id)
-            return None
-        return result if isinstance(result, Message) else None
+                await self._call(lambda: edit(html_to_plain(html), None), wait_floods=wait_floods)
+        except BadRequest as exc:
+            text = exc.message.lower()
+            if "message is not modified" in text:
+                return True
+            if "message to edit not found" in text or "can't be edited" in text:
+                log.info("Could not edit message %s: %s", message_id, exc.message)
+                return False
+            raise
+        return True
 
     async def edit(
         self,
@@ -129,39 +181,25 @@ class TelegramChat:
         *,
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> None:
-        """Edit a message; text beyond one message continues in new messages."""
+        """Edit a message (a direct reply to a button); text beyond one message continues in
+        new messages, and a message that cannot be edited is sent anew."""
         chunks = split_html(html)
-
-        async def edit(text: str, parse_mode: str | None) -> Message | bool:
-            return await self.bot.edit_message_text(
-                text,
-                chat_id=chat_id,
-                message_id=message_id,
-                parse_mode=parse_mode,
-                reply_markup=reply_markup if len(chunks) == 1 else None,
-                disable_web_page_preview=True,
-            )
-
         try:
-            try:
-                await self._call(lambda: edit(chunks[0], ParseMode.HTML))
-            except BadRequest as exc:
-                if "message is not modified" in exc.message.lower():
-                    pass
-                elif _is_parse_error(exc):
-                    await self._call(lambda: edit(html_to_plain(chunks[0]), None))
-                else:
-                    # The message may be gone or too old to edit: say it anew instead.
-                    log.info("Could not edit message %s: %s", message_id, exc.message)
-                    await self.send(chat_id, "\n\n".join(chunks), reply_markup=reply_markup)
-                    return
+            edited = await self.edit_one(
+                chat_id,
+                message_id,
+                chunks[0],
+                markup=reply_markup if len(chunks) == 1 else None,
+            )
+            if not edited:
+                await self.send(chat_id, "\n\n".join(chunks), reply_markup=reply_markup)
+                return
+            for index, chunk in enumerate(chunks[1:], start=1):
+                await self.send_one(
+                    chat_id, chunk, markup=reply_markup if index == len(chunks) - 1 else None
+                )
         except ChatGone:
             log.info("Chat %s blocked the bot; edit dropped", chat_id)
-            return
-        for index, chunk in enumerate(chunks[1:], start=1):
-            await self._send_one(
-                chat_id, chunk, None, reply_markup if index == len(chunks) - 1 else None
-            )
 
     async def download_bytes(self, file_id: str) -> bytes:
         """A small file from the chat, in memory; DownloadError when it cannot be had."""
@@ -321,28 +359,3 @@ class TelegramAudioSource:
             raise DownloadError(f"{type(exc).__name__}: {exc.message}") from exc
         except OSError as exc:
             raise DownloadError(f"cannot write audio: {type(exc).__name__}") from exc
-
-
-class TelegramNotifier:
-    """Tells the writer how transcriptions went, editing the acknowledgement in place."""
-
-    def __init__(self, chat: TelegramChat) -> None:
-        self.chat = chat
-
-    async def deliver(self, outcome: TranscriptionOutcome) -> None:
-        text = texts.transcription_done(outcome)
-        markup = keyboards.filed_parts(outcome.parts, outcome.suggestions) if outcome.ok else None
-        if outcome.ack_message_id is not None:
-            await self.chat.edit(outcome.chat_id, outcome.ack_message_id, text, reply_markup=markup)
-        else:
-            await self.chat.send(outcome.chat_id, text, reply_markup=markup)
-
-    async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
-        # A courtesy: one plain edit attempt, no flood waits, no new message if it fails
-        # (the writer may have deleted the acknowledgement).
-        try:
-            await self.chat.bot.edit_message_text(
-                texts.progress(percent), chat_id=chat_id, message_id=ack_message_id
-            )
-        except Exception:
-            log.debug("Progress update failed", exc_info=True)

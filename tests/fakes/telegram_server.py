@@ -136,6 +136,7 @@ class BotMessage:
     reply_markup: dict[str, Any] | None = None
     edits: list[str] = field(default_factory=list)
     deleted: bool = False
+    reply_to: int | None = None  # the message it answers, when it was sent as a reply
 
 
 @dataclass
@@ -959,6 +960,35 @@ class FakeTelegram:
                 if chat_id is None or m.chat_id == chat_id
             ]
 
+    def reply_to(self, chat_id: int, message_id: int) -> BotMessage | None:
+        """The bot's first message that answers the writer's message `message_id`."""
+        with self._lock:
+            return next(
+                (
+                    copy.deepcopy(m)
+                    for m in self._text_messages.values()
+                    if m.chat_id == chat_id and m.reply_to == message_id
+                ),
+                None,
+            )
+
+    async def wait_for_final_reply(
+        self,
+        chat_id: int,
+        message_id: int,
+        *,
+        pending: str = "Transcribing",
+        timeout: float = 60,  # noqa: ASYNC109 - API mirrors wait_for
+    ) -> BotMessage:
+        """The bot's answer to a note once it no longer says `pending` (the message that
+        acknowledged the note, edited to its outcome)."""
+
+        def final() -> BotMessage | None:
+            reply = self.reply_to(chat_id, message_id)
+            return reply if reply is not None and pending not in reply.text else None
+
+        return await self.wait_for(final, timeout=timeout)
+
     def sent_texts(self, chat_id: int | None = None) -> list[str]:
         """Latest texts of the bot's (non-deleted) text messages, in send order."""
         return [m.text for m in self.sent_messages(chat_id) if not m.deleted]
@@ -1373,12 +1403,14 @@ class FakeTelegram:
             content["entities"] = params["entities"]
         msg = self._new_bot_message(chat_id, content)
         markup = params.get("reply_markup")
+        replied = content.get("reply_to_message")
         self._text_messages[(chat_id, msg["message_id"])] = BotMessage(
             message_id=msg["message_id"],
             chat_id=chat_id,
             text=text,
             parse_mode=parse_mode if isinstance(parse_mode, str) else None,
             reply_markup=markup if isinstance(markup, dict) else None,
+            reply_to=int(replied["message_id"]) if isinstance(replied, dict) else None,
         )
         return msg
 
