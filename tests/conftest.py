@@ -6,12 +6,14 @@ import asyncio
 import logging
 import os
 import uuid
+import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -214,3 +216,27 @@ def bots(tmp_path: Path, telegram, tiny_model_path: str):  # type: ignore[no-unt
         launcher.cleanup()
         # Shown by pytest only when the test failed.
         print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")
+
+
+# Each copy of long_speech.ogg adds about 4 s of transcription; four copies (312 s of audio)
+# take about 16 s, comfortably longer than a graceful stop may take, so a shutdown that waited
+# for the transcription to finish could not pass the SIGTERM tests.
+LONG_COPIES = 4
+
+
+@pytest.fixture(scope="session")
+def very_long_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
+    """long_speech.ogg repeated LONG_COPIES times, as 16 kHz WAV; returns (bytes, seconds)."""
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(AUDIO / "long_speech.ogg"), sampling_rate=16_000)
+    pcm = (np.clip(np.tile(samples, LONG_COPIES), -1.0, 1.0) * 32767).astype("<i2")
+    path = tmp_path_factory.mktemp("audio") / "very_long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(pcm.tobytes())
+    return path.read_bytes(), int(len(pcm) / 16_000)
+
+

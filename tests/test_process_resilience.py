@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import signal
 import time
-import wave
-
-import numpy as np
-import pytest
 
 from tests.conftest import AUDIO
 from tests.fakes.telegram_server import FakeTelegram
@@ -31,26 +27,6 @@ ACK = "Transcribing for"
 SOMETHING_WRONG = "something went wrong"
 # faster-whisper logs this (at INFO) once VAD is done, right before it starts decoding.
 WHISPER_DECODING = "VAD filter removed"
-# Each copy of long_speech.ogg adds about 4 s of transcription; four copies (312 s of audio)
-# take about 16 s, comfortably longer than SHUTDOWN_LIMIT_S, so a shutdown that waited for
-# the transcription to finish could not pass the SIGTERM test.
-LONG_COPIES = 4
-
-
-@pytest.fixture(scope="module")
-def very_long_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
-    """long_speech.ogg repeated LONG_COPIES times, as 16 kHz WAV; returns (bytes, seconds)."""
-    from faster_whisper import decode_audio
-
-    samples = decode_audio(str(AUDIO / "long_speech.ogg"), sampling_rate=16_000)
-    pcm = (np.clip(np.tile(samples, LONG_COPIES), -1.0, 1.0) * 32767).astype("<i2")
-    path = tmp_path_factory.mktemp("audio") / "very_long.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16_000)
-        out.writeframes(pcm.tobytes())
-    return path.read_bytes(), int(len(pcm) / 16_000)
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -28,7 +28,13 @@ STARTUP_S = 60.0
 CLAIM = re.compile(r"(worker:\S+) transcribing note (\d+)")
 
 
-def start_worker(bots: BotLauncher, tmp_path: Path, database_url: str, n: int) -> BotProcess:
+def start_worker(
+    bots: BotLauncher,
+    tmp_path: Path,
+    database_url: str,
+    n: int,
+    extra: dict[str, str] | None = None,
+) -> BotProcess:
     return bots.start(
         "worker",
         env={
@@ -38,6 +44,7 @@ def start_worker(bots: BotLauncher, tmp_path: Path, database_url: str, n: int) -
             "SEPARATE_WORKERS": "true",
             "WORKER_POLL_SECONDS": "0.2",
             "WORKER_LEASE_SECONDS": "5",
+            **(extra or {}),
         },
     )
 

@@ -163,7 +163,7 @@ class NoteQueue:
         async with self._sessions.begin() as session:
             note = await QueueQueries(session).locked(claim.note_id)
             if note is None or not _held(note, claim):
-                return False
+                return _lost(claim)
             note.audio_path = str(path)
             return True
 
@@ -185,7 +185,7 @@ class NoteQueue:
             queue = QueueQueries(session)
             note = await queue.locked(claim.note_id)
             if note is None or not _held(note, claim):
-                return False
+                return _lost(claim)
             note.service_tries += 1
             gave_up = note.service_tries >= MAX_SERVICE_TRIES
             if gave_up:
@@ -208,7 +208,7 @@ class NoteQueue:
         async with self._sessions.begin() as session:
             note = await QueueQueries(session).locked(claim.note_id)
             if note is None or not _held(note, claim):
-                return False
+                return _lost(claim)
             note.state = advance(note.state, NoteEvent.FAIL)
             note.failure = reason
             note.claim_expires_at = None
@@ -237,7 +237,7 @@ class NoteQueue:
         async with self._sessions.begin() as session:
             note = await QueueQueries(session).locked(claim.note_id)
             if note is None or not _held(note, claim):
-                return False
+                return _lost(claim)
             repo = Repository(session, claim.owner_id)
             note.state = advance(note.state, NoteEvent.FILE)
             note.transcript, note.language = text, language
@@ -320,6 +320,12 @@ class NoteQueue:
         async with self._sessions.begin() as session:
             queue = QueueQueries(session)
             return await queue.expire_claims_of(prefix, await queue.now())
+
+
+def _lost(claim: Claim) -> bool:
+    """The note was deleted or another worker took it over: change nothing. False."""
+    log.info("%s no longer holds note %s; leaving it as it is", claim.worker, claim.note_id)
+    return False
 
 
 def _held(note: Note, claim: Claim) -> bool:

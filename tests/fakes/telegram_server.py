@@ -145,6 +145,7 @@ class _Failure:
     description: str
     retry_after: int | None
     remaining: int
+    chat_id: int | None = None  # only calls to this chat fail
 
 
 @dataclass
@@ -469,6 +470,8 @@ class FakeTelegram:
         self._requests: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._reject_markdown = False
+        self._latency = 0.0  # seconds added to every answer (a slow network)
+        self._confirmed: set[int] = set()  # update ids a getUpdates offset confirmed
 
         self._next_update_id = 100_000
         self._next_file_no = 1
@@ -1073,26 +1076,41 @@ class FakeTelegram:
         description: str,
         retry_after: int | None = None,
         times: int = 1,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with this Bot API error."""
+        """Make the next ``times`` calls of ``method`` fail with this Bot API error (only the
+        calls to ``chat_id``, when given: flood control is per chat)."""
         with self._lock:
             self._failures.setdefault(method.lower(), []).append(
-                _Failure(error_code, description, retry_after, times)
+                _Failure(error_code, description, retry_after, times, chat_id)
             )
+
+    def set_latency(self, seconds: float) -> None:
+        """Answer every request this much later (a round trip to a far-away Telegram)."""
+        with self._lock:
+            self._latency = seconds
+
+    def confirmed(self, update_id: int) -> bool:
+        """Whether a getUpdates offset confirmed the update (Telegram forgot it then)."""
+        with self._lock:
+            return update_id in self._confirmed
 
     def reject_markdown(self, enabled: bool) -> None:
         """Toggle validation of text/caption against parse_mode (invalid markup -> 400)."""
         with self._lock:
             self._reject_markdown = enabled
 
-    def _pop_failure(self, method: str) -> _Failure | None:
+    def _pop_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
         queue = self._failures.get(method.lower())
         if not queue:
             return None
-        failure = queue[0]
+        chat = params.get("chat_id")
+        failure = next((f for f in queue if f.chat_id is None or f.chat_id == chat), None)
+        if failure is None:
+            return None
         failure.remaining -= 1
         if failure.remaining <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     # -- HTTP layer -------------------------------------------------------------------------------
@@ -1124,9 +1142,12 @@ class FakeTelegram:
         call = Call(method=method, params=params, time=time.monotonic())
         with self._lock:
             self._requests.append(call)
-            failure = self._pop_failure(method)
+            failure = self._pop_failure(method, params)
             if failure is not None:
                 call.error_code = failure.error_code
+            latency = self._latency
+        if latency:
+            await asyncio.sleep(latency)
         if failure is not None:
             extra = {"retry_after": failure.retry_after} if failure.retry_after else None
             return self._error(failure.error_code, failure.description, extra)
@@ -1252,6 +1273,7 @@ class FakeTelegram:
                     self.webhook_deliveries.append((int(update["update_id"]), status))
                     if 200 <= status < 300:
                         uid = update["update_id"]
+                        self._confirmed.add(int(uid))  # answered 2xx: Telegram forgets it
                         self._pending = [u for u in self._pending if u["update_id"] != uid]
                         self._forced = [u for u in self._forced if u["update_id"] != uid]
                 if not 200 <= status < 300:
@@ -1265,9 +1287,15 @@ class FakeTelegram:
 
     def _confirm(self, offset: int) -> None:
         if offset < 0:
-            self._pending = self._pending[offset:]
+            kept = self._pending[offset:]
         elif offset > 0:
-            self._pending = [u for u in self._pending if int(u["update_id"]) >= offset]
+            kept = [u for u in self._pending if int(u["update_id"]) >= offset]
+        else:
+            return
+        self._confirmed |= {int(u["update_id"]) for u in self._pending} - {
+            int(u["update_id"]) for u in kept
+        }
+        self._pending = kept
 
     def _wanted(self, update: JSONDict) -> bool:
         if not self._allowed_updates:
