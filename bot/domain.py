@@ -114,6 +114,7 @@ class NoteCard:
     section_title: str
     parts: list[FiledPart] = field(default_factory=list)
     transcript: str = ""
+    caption: str = ""  # what the writer typed under the recording
     failure: FailureCode | None = None
     progress: float | None = None  # share transcribed so far
     suggestions: list[SuggestedSection] = field(default_factory=list)

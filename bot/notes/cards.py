@@ -95,6 +95,7 @@ async def load_note_card(
         section_title=target[1],
         parts=parts,
         transcript=note.transcript or "",
+        caption=note.caption or "",
         failure=note.failure,
         progress=note.progress if note.state == NoteState.TRANSCRIBING else None,
         suggestions=suggestions if note.state == NoteState.FILED else [],

@@ -255,7 +255,9 @@ class NoteQueue:
                 if routed_section is not None and 1 <= routed_section <= len(claim.outline)
                 else None
             )
-            await file_transcript(repo, note, text, unnamed_section_id=unnamed)
+            # What the writer typed under the recording is their words too: filed with it.
+            words = f"{note.caption}\n\n{text}" if note.caption else text
+            await file_transcript(repo, note, words, unnamed_section_id=unnamed)
             sections = await repo.sections.of_article(note.article_id)
             known = {normalise_title(s.title) for s in sections}
             offered = 0

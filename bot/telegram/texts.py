@@ -191,7 +191,8 @@ def _filed(card: NoteCard) -> str:
             if part
             else f"<b>{card.section_number}. {escape(card.section_title)}</b>"
         )
-        text = f"✅ Filed under {where}:\n\n{escape(card.transcript)}"
+        caption = f"<i>{escape(card.caption)}</i>\n\n" if card.caption else ""
+        text = f"✅ Filed under {where}:\n\n{caption}{escape(card.transcript)}"
     else:
         lines = [f"✅ You spoke section titles, so I filed this note in {len(card.parts)} parts:"]
         for index, part in enumerate(card.parts, start=1):

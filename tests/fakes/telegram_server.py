@@ -39,8 +39,6 @@ __all__ = [
     "Call",
     "FakeTelegram",
     "check_html",
-    "check_markdown",
-    "check_markdown_v2",
 ]
 
 T = TypeVar("T")
@@ -182,133 +180,6 @@ def _offset(text: str, i: int) -> int:
     return len(text[:i].encode("utf-8"))
 
 
-def _find_unescaped(text: str, needle: str, start: int) -> int:
-    """Index of the first ``needle`` at/after ``start`` not preceded by a backslash escape."""
-    i = start
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text.startswith(needle, i):
-            return i
-        i += 1
-    return -1
-
-
-def check_markdown_v2(text: str) -> str | None:
-    """Return a Telegram-like error description if ``text`` is invalid MarkdownV2, else None."""
-    stack: list[tuple[str, int]] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n:
-                return _PARSE_ERROR + "Character '\\' is reserved and must be escaped"
-            i += 2
-            continue
-        if c == "`":
-            fence = "```" if text.startswith("```", i) else "`"
-            end = _find_unescaped(text, fence, i + len(fence))
-            if end < 0:
-                kind = "Pre" if fence == "```" else "Code"
-                return (
-                    _PARSE_ERROR
-                    + f"Can't find end of {kind} entity at byte offset "
-                    + str(_offset(text, i))
-                )
-            i = end + len(fence)
-            continue
-        if c in "*_~|":
-            marker = c * 2 if c in "_|" and text.startswith(c * 2, i) else c
-            if marker == "|":
-                return (
-                    _PARSE_ERROR
-                    + "Character '|' is reserved and must be escaped with the preceding '\\'"
-                )
-            if any(m == marker for m, _ in stack):
-                top, start = stack[-1]
-                if top != marker:
-                    return (
-                        _PARSE_ERROR
-                        + f"Can't find end of {_MDV2_NAMES[top]} entity at byte offset "
-                        + str(_offset(text, start))
-                    )
-                stack.pop()
-            else:
-                stack.append((marker, i))
-            i += len(marker)
-            continue
-        if c == "[":
-            stack.append(("[", i))
-            i += 1
-            continue
-        if c == "]" and stack and stack[-1][0] == "[":
-            stack.pop()
-            if not text.startswith("(", i + 1):
-                return (
-                    _PARSE_ERROR
-                    + "Character ']' is reserved and must be escaped with the preceding '\\'"
-                )
-            end = _find_unescaped(text, ")", i + 2)
-            if end < 0:
-                return (
-                    _PARSE_ERROR
-                    + "Can't find end of a URL at byte offset "
-                    + str(_offset(text, i + 1))
-                )
-            i = end + 1
-            continue
-        if c == ">" and (i == 0 or text[i - 1] == "\n"):
-            i += 1  # block quote marker
-            continue
-        if c in _MDV2_RESERVED:
-            return (
-                _PARSE_ERROR
-                + f"Character '{c}' is reserved and must be escaped with the preceding '\\'"
-            )
-        i += 1
-    if stack:
-        top, start = stack[-1]
-        return (
-            _PARSE_ERROR
-            + f"Can't find end of {_MDV2_NAMES[top]} entity at byte offset "
-            + str(_offset(text, start))
-        )
-    return None
-
-
-def check_markdown(text: str) -> str | None:
-    """Return a Telegram-like error description if ``text`` is invalid legacy Markdown."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in "_*`[":
-            i += 2
-            continue
-        if c in "*_`[":
-            needle = "```" if text.startswith("```", i) else ("]" if c == "[" else c)
-            end = text.find(needle, i + len(needle))
-            if end < 0:
-                return (
-                    _PARSE_ERROR
-                    + "Can't find end of the entity starting at byte offset "
-                    + str(_offset(text, i))
-                )
-            i = end + len(needle)
-            if c == "[" and text.startswith("(", i):
-                close = text.find(")", i)
-                if close < 0:
-                    return (
-                        _PARSE_ERROR
-                        + "Can't find end of a URL at byte offset "
-                        + str(_offset(text, i))
-                    )
-                i = close + 1
-            continue
-        i += 1
-    return None
-
-
 _HTML_TAGS = frozenset(
     {
         "a",
@@ -384,12 +255,8 @@ def check_html(text: str) -> str | None:
 
 
 def _check_parse_mode(text: str, parse_mode: str | None) -> str | None:
-    mode = (parse_mode or "").lower()
-    if mode == "markdownv2":
-        return check_markdown_v2(text)
-    if mode == "markdown":
-        return check_markdown(text)
-    if mode == "html":
+    # The bot sends HTML only; other parse modes are not checked.
+    if (parse_mode or "").lower() == "html":
         return check_html(text)
     return None
 
