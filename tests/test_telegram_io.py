@@ -14,8 +14,8 @@ from telegram.error import BadRequest, RetryAfter
 
 import bot.telegram.io as io_module
 from bot.notes.transcribe import DownloadError
-from bot.render import TELEGRAM_MESSAGE_LIMIT, escape, html_to_plain, utf16_len
-from bot.telegram.io import TelegramAudioSource, TelegramChat, split_html
+from bot.render import TELEGRAM_MESSAGE_LIMIT, escape, html_to_plain, split_html, utf16_len
+from bot.telegram.io import TelegramAudioSource, TelegramChat
 from tests.fakes.telegram_server import FakeTelegram, check_html
 
 CHAT = 1001

@@ -12,9 +12,10 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.domain import NoteCard, Notice
 from bot.notes.cards import RemovedNote
+from bot.render import split_html
 from bot.services.outbox import TryLater, Undeliverable
 from bot.telegram import keyboards, texts
-from bot.telegram.io import ChatGone, TelegramChat, seconds, split_html
+from bot.telegram.io import ChatGone, TelegramChat, seconds
 
 log = logging.getLogger(__name__)
 

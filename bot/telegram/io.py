@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from telegram.error import (
 )
 
 from bot.notes.transcribe import DownloadError
-from bot.render import SAFE_MESSAGE_LIMIT, html_to_plain, utf16_len
+from bot.render import html_to_plain, split_html
 from bot.telegram import texts
 
 log = logging.getLogger(__name__)
@@ -235,102 +234,6 @@ class TelegramChat:
                 await self._call(lambda: send(html_to_plain(caption), None))
         except ChatGone:
             log.info("Chat %s blocked the bot; document dropped", chat_id)
-
-
-_HTML_ATOM = re.compile(r"<[^<>]*>|&#?\w+;|[\s\S]")
-_HTML_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)")
-_OpenTags = tuple[tuple[str, str], ...]  # (name, opening tag as written), outermost first
-
-
-def split_html(html: str, limit: int = SAFE_MESSAGE_LIMIT) -> list[str]:
-    """Split Telegram HTML under limit, preferring paragraph, line, sentence, word breaks.
-
-    A cut never falls inside a tag or a character entity, and tags open at a cut are closed
-    at the end of the chunk and opened again at the start of the next one, so every chunk is
-    valid HTML on its own.
-    """
-    if utf16_len(html) <= limit:
-        return [html]
-    atoms = _HTML_ATOM.findall(html)
-    chunks: list[str] = []
-    carried: _OpenTags = ()
-    start = 0
-    while True:
-        while start < len(atoms) and atoms[start].isspace():
-            start += 1
-        if start >= len(atoms):
-            return chunks
-        prefix = "".join(tag for _, tag in carried)
-        size = utf16_len(prefix)
-        stacks = [carried]  # stacks[k]: tags open after atoms[start : start + k]
-        breaks: dict[int, int] = {}  # break rank -> atom index just after the latest break
-        end = start
-        while end < len(atoms):
-            atom = atoms[end]
-            stack = _open_after(stacks[-1], atom)
-            if end > start and size + utf16_len(atom) + _closers_len(stack) > limit:
-                break
-            size += utf16_len(atom)
-            stacks.append(stack)
-            end += 1
-            rank = _break_rank(atoms, end - 1)
-            if rank is not None:
-                breaks[rank] = end
-        cut = end
-        if end < len(atoms):
-            for rank in range(4):
-                position = breaks.get(rank)
-                # A paragraph break anywhere; a lesser break only past the first third.
-                if position is not None and (rank == 0 or position - start > (end - start) // 3):
-                    cut = position
-                    break
-            else:
-                while cut - 1 > start and _is_start_tag(atoms[cut - 1]):
-                    cut -= 1  # a hard cut leaves no empty tag pair behind
-        body_end = cut
-        while body_end > start and atoms[body_end - 1].isspace():
-            body_end -= 1
-        open_tags = stacks[cut - start]
-        closers = "".join(f"</{name}>" for name, _ in reversed(open_tags))
-        chunk = prefix + "".join(atoms[start:body_end]) + closers
-        if html_to_plain(chunk).strip():
-            chunks.append(chunk)
-        carried = open_tags
-        start = cut
-
-
-def _is_start_tag(atom: str) -> bool:
-    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
-    return tag is not None and not tag.group(1)
-
-
-def _open_after(stack: _OpenTags, atom: str) -> _OpenTags:
-    """The open tags after atom (a start tag, an end tag, or any other text)."""
-    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
-    if tag is None:
-        return stack
-    name = tag.group(2).lower()
-    if not tag.group(1):
-        return (*stack, (name, atom))
-    for index in range(len(stack) - 1, -1, -1):
-        if stack[index][0] == name:
-            return stack[:index] + stack[index + 1 :]
-    return stack
-
-
-def _closers_len(stack: _OpenTags) -> int:
-    return sum(len(name) + 3 for name, _ in stack)
-
-
-def _break_rank(atoms: list[str], index: int) -> int | None:
-    """How good a cut right after atoms[index] is: 0 paragraph, 1 line, 2 sentence, 3 word."""
-    atom = atoms[index]
-    previous = atoms[index - 1] if index > 0 else ""
-    if atom == "\n":
-        return 0 if previous == "\n" else 1
-    if atom == " ":
-        return 2 if previous in (".", "!", "?") else 3
-    return None
 
 
 class TelegramAudioSource:
