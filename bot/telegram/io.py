@@ -46,8 +46,10 @@ class ChatGone(Exception):
 class TelegramChat:
     """Sends and edits messages; every call goes through the same safety net."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, flood_waits: int = MAX_FLOOD_WAITS) -> None:
+        """`flood_waits`: how often a direct reply waits out flood control before it gives up."""
         self.bot = bot
+        self._flood_waits = flood_waits
 
     async def _call(
         self, factory: Callable[[], Awaitable[Message | bool]], *, wait_floods: bool = True
@@ -55,11 +57,11 @@ class TelegramChat:
         """Run a Bot API call. With `wait_floods`, flood control is waited out a few times
         (a direct reply in the chat's own lane); without, RetryAfter reaches the caller,
         who schedules the retry (the outbox)."""
-        for attempt in range(MAX_FLOOD_WAITS + 1):
+        for attempt in range(self._flood_waits + 1):
             try:
                 return await factory()
             except RetryAfter as exc:
-                if not wait_floods or attempt == MAX_FLOOD_WAITS:
+                if not wait_floods or attempt == self._flood_waits:
                     raise
                 wait = min(seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
                 log.warning("Telegram flood control: waiting %.0f s", wait)
