@@ -282,8 +282,12 @@ async def bot_burst(
             acks = sorted(acked[(chat, m.message_id)] for m in tg.sent_messages(chat))
             latencies += [a - s for a, s in zip(acks, mine, strict=True)]
         await asyncio.sleep(1.0)  # anything sent twice would show up by now
+        # A transcript either edits the acknowledgement or, when it was filed before the
+        # acknowledgement went out, is the note's first message itself.
         edits_filed = [
-            sum("Filed under" in e for e in m.edits) for c in chats for m in tg.sent_messages(c)
+            sum("Filed under" in e for e in m.edits) + (not m.edits and "Filed under" in m.text)
+            for c in chats
+            for m in tg.sent_messages(c)
         ]
     notes = await notes_in(data_dir)
     filed = sum(1 for state, parts in notes if state == "filed" and parts >= 1)

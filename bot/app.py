@@ -16,7 +16,7 @@ from telegram import Bot, Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
-from bot.db.session import create_engine, create_session_factory
+from bot.db.session import create_engine, create_reader_factory, create_session_factory
 from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
@@ -181,7 +181,7 @@ class BotRuntime:
         resumed = await self.queue.announce_resumed()
         self.outbox.start()
         await self.app.start()
-        self.lanes.submit(await self.inbox.unhandled())
+        self.lanes.submit(await self.inbox.unhandled(), replayed=True)
         if self.worker is not None:
             self.worker.start()
         if settings.webhook_url:
@@ -216,6 +216,8 @@ class BotRuntime:
             await self._webhook.stop()
         if self.lanes is not None:
             await self.lanes.close(self.timing.stop_grace_s)
+        if self.inbox is not None:
+            await self.inbox.flush()
         if self.worker is not None:
             await self.worker.stop()
         if self.app.running:
@@ -244,6 +246,7 @@ def build_bot(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
+    readers = create_reader_factory(engine)
     app = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -256,7 +259,9 @@ def build_bot(
         .build()
     )
     chat = TelegramChat(app.bot)
-    outbox = OutboxDelivery(sessions, TelegramMessenger(chat), {NOTE: load_note_card}, timing)
+    outbox = OutboxDelivery(
+        sessions, TelegramMessenger(chat), {NOTE: load_note_card}, timing, readers=readers
+    )
     queue = NoteQueue(sessions, timing, on_outbox=outbox.wake)
     worker: TranscriptionWorker | None = None
     router: LLMRouter | None = None

@@ -549,6 +549,11 @@ class InboxQueries:
     async def get(self, row_id: int) -> InboxUpdate | None:
         return await self.session.get(InboxUpdate, row_id)
 
+    async def mark_handled(self, row_ids: Sequence[int], when: datetime) -> None:
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.id.in_(row_ids)).values(handled_at=when)
+        )
+
     async def prune(self, handled_before: datetime) -> None:
         await self.session.execute(
             delete(InboxUpdate).where(

@@ -8,6 +8,8 @@ deliver an update twice; it is stored, and so handled, once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -23,6 +25,8 @@ from bot.timing import Timing
 
 log = logging.getLogger(__name__)
 
+# Handled marks are written together this long after the first of them.
+HANDLED_FLUSH_S = 0.25
 # An update whose handling was cut off this often (say, it crashes the process every time)
 # is given up instead of being tried at every start.
 MAX_ATTEMPTS = 3
@@ -44,6 +48,8 @@ class Inbox:
         self._sessions = sessions
         self._bot_id = bot_id
         self._timing = timing
+        self._handled: list[int] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def store(
         self, updates: Sequence[tuple[int, int | None, dict[str, Any]]]
@@ -73,8 +79,8 @@ class Inbox:
             ]
 
     async def begin(self, update: StoredUpdate) -> bool:
-        """Count an attempt to handle the update; False when it was tried too often already
-        (it is then marked handled and skipped)."""
+        """Count an attempt to handle an update an earlier run left unhandled; False when it
+        was tried too often already (it is then marked handled and skipped)."""
         async with self._sessions.begin() as session:
             row = await InboxQueries(session).get(update.row_id)
             if row is None or row.handled_at is not None:
@@ -90,11 +96,37 @@ class Inbox:
                 return False
             return True
 
-    async def handled(self, update: StoredUpdate) -> None:
-        async with self._sessions.begin() as session:
-            row = await InboxQueries(session).get(update.row_id)
-            if row is not None:
-                row.handled_at = utcnow()
+    def handled(self, update: StoredUpdate) -> None:
+        """Mark the update handled; written with others in one transaction a moment later
+        (`flush`), so a burst of updates does not queue a write each for the database lock.
+        A crash in that moment only makes the update be handled again at the next start,
+        which a note survives (it is stored once per message)."""
+        self._handled.append(update.row_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="inbox-handled")
+
+    async def flush(self) -> None:
+        """Write the handled marks not written yet (at stop)."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._write_handled()
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(HANDLED_FLUSH_S)
+        await self._write_handled()
+
+    async def _write_handled(self) -> None:
+        ids, self._handled = self._handled, []
+        if not ids:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                await InboxQueries(session).mark_handled(ids, utcnow())
+        except Exception:
+            log.warning("Could not mark %d update(s) handled; they may be handled again "
+                        "after a restart", len(ids), exc_info=True)
 
     async def prune(self) -> None:
         """Forget handled updates after a while (long enough to recognise a redelivery)."""

@@ -109,8 +109,13 @@ class OutboxDelivery:
         messenger: Messenger,
         loaders: Mapping[str, ViewLoader],
         timing: Timing,
+        *,
+        readers: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
+        """`readers`: sessions for the reading half of a delivery (on SQLite they need not
+        wait for the write lock, which the workers and handlers use all the time)."""
         self._sessions = sessions
+        self._readers = readers or sessions
         self._messenger = messenger
         self._loaders = loaders
         self._timing = timing
@@ -169,7 +174,7 @@ class OutboxDelivery:
     async def _start_due_chats(self) -> datetime | None:
         """Start a delivery task for every idle chat whose first row is due; returns when the
         earliest row that is not due yet will be."""
-        async with self._sessions.begin() as session:
+        async with self._readers.begin() as session:
             waiting = await OutboxQueries(session).waiting_chats()
         now = utcnow()
         later: datetime | None = None
@@ -190,7 +195,7 @@ class OutboxDelivery:
         (the rows behind it wait, so the writer's messages never arrive out of order)."""
         try:
             while True:
-                async with self._sessions.begin() as session:
+                async with self._readers.begin() as session:
                     row = await OutboxQueries(session).first_of_chat(chat_id)
                     if row is None:
                         return

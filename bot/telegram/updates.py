@@ -70,12 +70,18 @@ class ChatLanes:
         self._seen: set[int] = set()  # inbox rows submitted and not finished yet
         self._closing = False
         self._idle = asyncio.Event()
+        self._replayed: set[int] = set()
 
-    def submit(self, updates: Iterable[StoredUpdate]) -> None:
+    def submit(self, updates: Iterable[StoredUpdate], *, replayed: bool = False) -> None:
+        """Handle these updates; `replayed`: an earlier run stored them and did not finish
+        handling them (each such attempt is counted, so one that kills the process every
+        time is given up after a few)."""
         for update in updates:
             if self._closing or update.row_id in self._seen:
                 continue
             self._seen.add(update.row_id)
+            if replayed:
+                self._replayed.add(update.row_id)
             self._queues.setdefault(update.chat_id, asyncio.Queue()).put_nowait(update)
             task = self._tasks.get(update.chat_id)
             if task is None or task.done():
@@ -128,12 +134,14 @@ class ChatLanes:
 
     async def _handle(self, stored: StoredUpdate) -> None:
         try:
-            if not await self._inbox.begin(stored):
-                return
+            if stored.row_id in self._replayed:
+                self._replayed.discard(stored.row_id)
+                if not await self._inbox.begin(stored):
+                    return
             update = Update.de_json(stored.payload, self._app.bot)
             # Handler errors go to the Application's error handler, not here.
             await self._app.process_update(update)
-            await self._inbox.handled(stored)
+            self._inbox.handled(stored)
         except Exception:
             log.exception("Update %s could not be handled", stored.update_id)
 
