@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The bot in a container: small, non-root, dependencies in their own cached layer.
 # Models, SQLite (when used) and audio waiting for transcription live in the /data volume.
 
@@ -6,10 +5,10 @@ FROM python:3.11-slim AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /build
-# Only pyproject.toml: this layer is rebuilt when the dependencies change, not the code.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
+# Only the lock file: this layer is rebuilt when the pinned versions change, not the code;
+# the image installs exactly what the tests ran with (scripts/lock writes the file).
+COPY requirements/base.txt ./requirements.txt
+RUN /opt/venv/bin/pip install --no-cache-dir -r requirements.txt
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \

@@ -7,7 +7,7 @@ import shutil
 import statistics
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from bot.domain import IncomingMedia, NoteKind, TranscriptionOutcome  # noqa: E402
+from bot.domain import IncomingMedia, NoteKind  # noqa: E402
 
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 # The speech fixtures, shortest first; the last one (78 s) is the long one.
@@ -45,7 +45,7 @@ def load_bench_transcriber(settings: Settings) -> Any:
 
 
 def whisper_prompt() -> str:
-    # What TranscriptionWorker._load builds from the article: title and section titles.
+    # What the transcription job gives whisper for the article: title and section titles.
     return ". ".join([BENCH_TITLE, *BENCH_OUTLINE]) + "."
 
 
@@ -105,49 +105,54 @@ class LocalAudio:
 
 
 @dataclass
-class RecordingNotifier:
-    outcomes: dict[int, TranscriptionOutcome] = field(default_factory=dict)
-
-    async def deliver(self, outcome: TranscriptionOutcome) -> None:
-        self.outcomes[outcome.note_id] = outcome
-
-    async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
-        pass
-
-
-@dataclass
 class Pipeline:
-    worker: Any
+    """The bot's queue and transcription job on a real SQLite database, without Telegram."""
+
+    queue: Any
+    job: Any
     intake: Any
-    notifier: RecordingNotifier
+    sessions: Any
     whisper_prompt: str
     _message_id: int = 0
 
     async def new_note(self, path: Path, owner: int = 1001) -> int:
-        """A voice note stored as the bot stores one (status received)."""
+        """A voice note stored as the bot stores one (queued, with its acknowledgement)."""
         self._message_id += 1
         size = path.stat().st_size  # noqa: ASYNC240 - a local stat, setup only
         media = IncomingMedia(NoteKind.VOICE, str(path), None, None, size)
         result = await self.intake.receive_media(owner, owner, self._message_id, media)
         return int(result.note_id)
 
-    def filed(self, note_id: int) -> bool:
-        outcome = self.notifier.outcomes.get(note_id)
-        return outcome is not None and outcome.ok
+    async def process_next(self) -> int:
+        """What a worker slot does with the next note: claim it, run the job; its id."""
+        from bot.notes.transcribe import JobControl
+
+        claim = await self.queue.claim("bench")
+        assert claim is not None, "no note was queued"
+        await self.job.run(claim, JobControl())
+        return int(claim.note_id)
+
+    async def filed(self, note_id: int) -> bool:
+        from bot.db.models import Note
+        from bot.notes.lifecycle import NoteState
+
+        async with self.sessions.begin() as session:
+            note = await session.get(Note, note_id)
+            return note is not None and note.state == NoteState.FILED
 
 
 @contextlib.asynccontextmanager
-async def pipeline(
-    transcriber: Any, workers: int, data_dir: Path | None = None
-) -> AsyncIterator[Pipeline]:
-    """TranscriptionWorker with a real SQLite database, an article and an outline."""
+async def pipeline(transcriber: Any, data_dir: Path | None = None) -> AsyncIterator[Pipeline]:
+    """The queue and the transcription job with a real SQLite database and an outline."""
     import tempfile
 
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_engine, create_session_factory
     from bot.notes.intake import IntakeService
+    from bot.notes.queue import NoteQueue
+    from bot.notes.transcribe import TranscriptionJob
     from bot.services.outline import OutlineService
-    from bot.services.transcription_jobs import TranscriptionWorker
+    from bot.timing import Timing
 
     with tempfile.TemporaryDirectory() as directory:
         base = data_dir or Path(directory)
@@ -158,13 +163,14 @@ async def pipeline(
         outline = OutlineService(sessions)
         await outline.new_article(1001, 1001, BENCH_TITLE)
         await outline.set_outline(1001, 1001, BENCH_OUTLINE)
-        notifier = RecordingNotifier()
-        worker = TranscriptionWorker(
-            sessions, transcriber, LocalAudio(), notifier, base / "audio", workers=workers
+        timing = Timing()
+        queue = NoteQueue(sessions, timing)
+        job = TranscriptionJob(
+            queue, transcriber, LocalAudio(), base / "audio", timing, sessions=sessions
         )
         (base / "audio").mkdir(exist_ok=True)
         try:
-            yield Pipeline(worker, IntakeService(sessions), notifier, whisper_prompt())
+            yield Pipeline(queue, job, IntakeService(sessions), sessions, whisper_prompt())
         finally:
             await engine.dispose()
 
@@ -176,8 +182,9 @@ async def pipeline(
 async def running_bot(
     transcriber: Any, workers: int, data_dir: Path, users: Sequence[int]
 ) -> AsyncIterator[Any]:
-    """The real Application (polling, handlers, worker pool) against FakeTelegram."""
-    from bot.app import build_application, running
+    """The real bot (polling, the inbox, handlers, worker slots, the outbox) against
+    FakeTelegram."""
+    from bot.app import build_bot, running
     from bot.db.migrate import upgrade_to_head
     from tests.fakes.telegram_server import FakeTelegram
 
@@ -192,12 +199,12 @@ async def running_bot(
         )
         data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - setup only
         upgrade_to_head(settings.database_url)
-        async with running(build_application(settings, transcriber)):
+        async with running(build_bot(settings, transcriber)):
             yield telegram
 
 
 async def notes_in(data_dir: Path) -> list[tuple[str, int]]:
-    """(status, number of filed parts) of every note in the bot's database."""
+    """(state, number of filed parts) of every note in the bot's database."""
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
@@ -209,7 +216,7 @@ async def notes_in(data_dir: Path) -> list[tuple[str, int]]:
         async with create_session_factory(engine)() as session:
             query = select(Note).options(selectinload(Note.parts)).order_by(Note.id)
             notes = (await session.scalars(query)).all()
-            return [(n.status.value, len(n.parts)) for n in notes]
+            return [(n.state.value, len(n.parts)) for n in notes]
     finally:
         await engine.dispose()
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/memory.py [--notes 100]
 
 Run in a process of its own (bench/run.py starts it) so nothing else counts; prints one JSON
-line. Notes go through the bot's TranscriptionWorker.process one after another (SQLite, the
+line. Notes go through the bot's queue and transcription job one after another (SQLite, the
 short speech fixtures in turn). Growth compares the median RSS after the first ten notes with
 that after the last ten.
 """
@@ -47,16 +47,15 @@ def peak_mb() -> float:
 
 async def run(notes: int) -> dict[str, float]:
     settings = bench_settings()
-    workers, _ = settings.whisper_parallelism
     transcriber = load_bench_transcriber(settings)
     figures = {"peak_after_load_mb": peak_mb()}
     short = SPEECH_FIXTURES[:-1]
     after_each: list[float] = []
-    async with pipeline(transcriber, workers=workers) as bot:
+    async with pipeline(transcriber) as bot:
         for n in range(notes):
             note_id = await bot.new_note(AUDIO / short[n % len(short)])
-            await bot.worker.process(note_id)
-            if not bot.filed(note_id):
+            await bot.process_next()
+            if not await bot.filed(note_id):
                 raise RuntimeError(f"note {n} was not filed")
             after_each.append(rss_mb())
     # RSS moves by a few percent from note to note (buffers sized by each recording), so the

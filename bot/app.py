@@ -1,37 +1,41 @@
-"""Composition root: builds the engine, transcriber, services and the PTB Application."""
+"""Composition root: builds the engine, transcriber, services and the PTB Application, and
+starts and stops them in order."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
-from bot.db.session import create_engine, create_session_factory
+from bot.db.session import create_engine, create_reader_factory, create_session_factory
 from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
+from bot.notes.cards import NOTE, load_note_card
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
+from bot.notes.queue import NoteQueue
+from bot.notes.transcribe import TranscriptionJob
+from bot.notes.worker import TranscriptionWorker
+from bot.services.inbox import Inbox
+from bot.services.outbox import OutboxDelivery
 from bot.services.outline import OutlineService
-from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
-from bot.services.transcription_jobs import TranscriptionWorker
 from bot.services.usage import UsageService
-from bot.telegram import texts
-from bot.telegram.handlers import (
-    BOT_API_DOWNLOAD_LIMIT,
-    COMMANDS,
-    ChatHandlers,
-    on_error,
-)
-from bot.telegram.io import TelegramAudioSource, TelegramChat, TelegramNotifier
+from bot.telegram.delivery import TelegramMessenger
+from bot.telegram.handlers import BOT_API_DOWNLOAD_LIMIT, COMMANDS, ChatHandlers, on_error
+from bot.telegram.io import TelegramAudioSource, TelegramChat
+from bot.telegram.updates import ChatLanes, Poller, WebhookServer
+from bot.timing import Timing
 from bot.transcription.base import Transcriber
 
 log = logging.getLogger(__name__)
@@ -40,16 +44,8 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 
 
-@dataclass
-class Runtime:
-    """What the hooks need at start and stop; kept in bot_data["runtime"]."""
-
-    settings: Settings
-    engine: AsyncEngine
-    worker: TranscriptionWorker | RemoteTranscription
-    chat: TelegramChat
-    writer: LLMDraftWriter | None
-    router: LLMRouter | None
+def timing_from(settings: Settings) -> Timing:
+    return Timing(worker_poll_s=settings.worker_poll_seconds, lease_s=settings.worker_lease_seconds)
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
@@ -114,12 +110,143 @@ def build_writer(settings: Settings) -> LLMDraftWriter | None:
     )
 
 
-def build_application(settings: Settings, transcriber: Transcriber | None) -> Application:  # type: ignore[type-arg]
+def worker_name(role: str) -> str:
+    """A claimant name unique per process; `role:host:` is the same for every run of it."""
+    return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def _transcription(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    queue: NoteQueue,
+    transcriber: Transcriber,
+    bot: Bot,
+    timing: Timing,
+    name: str,
+) -> tuple[TranscriptionWorker, LLMRouter | None]:
+    router = build_router(settings)
+    job = TranscriptionJob(
+        queue,
+        transcriber,
+        TelegramAudioSource(bot),
+        settings.audio_dir,
+        timing,
+        sessions=sessions,
+        router=router,
+    )
+    slots = settings.whisper_parallelism[0]  # notes this process transcribes at once
+    return TranscriptionWorker(queue, job, name, slots=slots, timing=timing), router
+
+
+@dataclass
+class BotRuntime:
+    """The bot process: takes updates, stores and handles them, delivers the outbox, and
+    (unless SEPARATE_WORKERS) transcribes."""
+
+    settings: Settings
+    timing: Timing
+    engine: AsyncEngine
+    app: Application  # type: ignore[type-arg]
+    outbox: OutboxDelivery
+    queue: NoteQueue
+    worker: TranscriptionWorker | None
+    writer: LLMDraftWriter | None
+    router: LLMRouter | None
+    sessions: async_sessionmaker[AsyncSession]
+    inbox: Inbox | None = None
+    lanes: ChatLanes | None = None
+    _poller: asyncio.Task[None] | None = None
+    _webhook: WebhookServer | None = None
+
+    async def start(self) -> None:
+        """Start in the order that loses nothing: the outbox and the workers first, then the
+        updates stored by an earlier run, then new updates."""
+        settings = self.settings
+        settings.audio_dir.mkdir(parents=True, exist_ok=True)
+        await self.app.initialize()  # getMe: the token and the Bot API URL are checked here
+        if not settings.allowed_user_ids:
+            log.warning("ALLOWED_USER_IDS is empty: the bot will refuse everybody.")
+        else:
+            log.info("Bot allows %d user(s)", len(settings.allowed_user_ids))
+        try:
+            await self.app.bot.set_my_commands(COMMANDS)
+        except Exception:
+            log.warning("Could not register the command list with Telegram", exc_info=True)
+        self.inbox = Inbox(self.sessions, self.app.bot.id, self.timing)
+        self.lanes = ChatLanes(self.app, self.inbox)
+        await self.inbox.prune()
+        if self.worker is not None:
+            # Claims this host's earlier run held when it died run out now, not in a minute.
+            await self.queue.expire_claims_of(self.worker.name.rsplit(":", 1)[0] + ":")
+        resumed = await self.queue.announce_resumed()
+        self.outbox.start()
+        await self.app.start()
+        self.lanes.submit(await self.inbox.unhandled(), replayed=True)
+        if self.worker is not None:
+            self.worker.start()
+        if settings.webhook_url:
+            self._webhook = WebhookServer(
+                self.inbox,
+                self.lanes,
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                path=settings.webhook_path,
+                secret=settings.webhook_secret.get_secret_value(),
+            )
+            await self._webhook.start()
+            await self.app.bot.set_webhook(
+                settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+        else:
+            poller = Poller(self.app.bot, self.inbox, self.lanes, self.timing, ALLOWED_UPDATES)
+            self._poller = asyncio.create_task(poller.run(), name="poller")
+        log.info("Bot started; %d unfinished note(s) resumed", resumed)
+
+    async def stop(self) -> None:
+        """Stop taking updates, let the handlers and filing under way finish, give notes in
+        work back to the queue, deliver what is due, close everything."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(BaseException):
+                await self._poller
+        if self._webhook is not None:
+            await self._webhook.stop()
+        if self.lanes is not None:
+            await self.lanes.close(self.timing.stop_grace_s)
+        if self.inbox is not None:
+            await self.inbox.flush()
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.app.running:
+            await self.app.stop()  # a /draft in progress is let finish
+        await self.outbox.stop()
+        with contextlib.suppress(Exception):
+            await self.app.shutdown()
+        if self.writer is not None:
+            await self.writer.close()
+        if self.router is not None:
+            await self.router.close()
+        await self.engine.dispose()
+
+    def poller_task_or_none(self) -> asyncio.Task[None] | None:
+        """The polling loop once started: it ends only when polling cannot go on (the
+        token was refused), which ends the bot."""
+        task: asyncio.Task[None] | None = self._poller
+        return task
+
+
+def build_bot(
+    settings: Settings, transcriber: Transcriber | None, *, timing: Timing | None = None
+) -> BotRuntime:
     """The bot; `transcriber` is None with SEPARATE_WORKERS (the workers transcribe)."""
+    timing = timing or timing_from(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-
+    readers = create_reader_factory(engine)
     app = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -127,37 +254,34 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         .base_file_url(settings.telegram_file_base_url)
         # In --local mode the server hands out file paths on its disk instead of URLs.
         .local_mode(settings.telegram_local_bot_api)
-        .post_init(on_start)
-        .post_stop(on_stop)
+        # Updates come from our own poller or webhook, stored in the inbox first.
+        .updater(None)
         .build()
     )
     chat = TelegramChat(app.bot)
-    router = build_router(settings)
-    worker: TranscriptionWorker | RemoteTranscription
-    if settings.separate_workers:
-        router = None  # the workers route notes
-        worker = RemoteTranscription(
-            sessions, TelegramNotifier(chat), poll_seconds=min(settings.worker_poll_seconds, 0.5)
-        )
-    else:
+    outbox = OutboxDelivery(
+        sessions, TelegramMessenger(chat), {NOTE: load_note_card}, timing, readers=readers
+    )
+    queue = NoteQueue(sessions, timing, on_outbox=outbox.wake)
+    worker: TranscriptionWorker | None = None
+    router: LLMRouter | None = None
+    if not settings.separate_workers:
         if transcriber is None:
             raise ValueError("a transcriber is needed unless SEPARATE_WORKERS is set")
-        worker = TranscriptionWorker(
-            sessions,
-            transcriber,
-            TelegramAudioSource(app.bot),
-            TelegramNotifier(chat),
-            settings.audio_dir,
-            router=router,
-            workers=settings.whisper_parallelism[0],
+        worker, router = _transcription(
+            settings, sessions, queue, transcriber, app.bot, timing, worker_name("bot")
         )
     writer = build_writer(settings)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
-        intake=IntakeService(sessions),
-        worker=worker,
+        intake=IntakeService(
+            sessions,
+            on_queued=worker.wake if worker is not None else lambda: None,
+            on_outbox=outbox.wake,
+        ),
+        queue=queue,
         drafts=DraftService(sessions, writer, check=settings.draft_check),
-        notes=NotesService(sessions),
+        notes=NotesService(sessions, on_outbox=outbox.wake),
         usage=UsageService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
@@ -165,86 +289,36 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
     )
     handlers.register(app)
     app.add_error_handler(on_error)
-    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer, router)
     app.bot_data["chat"] = chat
-    return app
-
-
-async def on_start(app: Application) -> None:  # type: ignore[type-arg]
-    """Start the worker and resume every note a previous run left unfinished."""
-    runtime: Runtime = app.bot_data["runtime"]
-    if not runtime.settings.allowed_user_ids:
-        log.warning("ALLOWED_USER_IDS is empty: the bot will refuse everybody.")
-    else:
-        log.info("Bot allows %d user(s)", len(runtime.settings.allowed_user_ids))
-    try:
-        await app.bot.set_my_commands(COMMANDS)
-    except Exception:
-        log.warning("Could not register the command list with Telegram", exc_info=True)
-    runtime.worker.start()
-    resumed = await runtime.worker.resume_unfinished()
-    for chat_id, count in resumed.items():
-        try:
-            await runtime.chat.send(chat_id, texts.resumed(count))
-        except Exception:  # a courtesy message must not stop the bot from starting
-            log.warning("Could not tell chat %s about resumed notes", chat_id, exc_info=True)
-    log.info("Bot started; %d unfinished note(s) resumed", sum(resumed.values()))
-
-
-async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
-    runtime: Runtime = app.bot_data["runtime"]
-    await runtime.worker.stop()
-    if runtime.writer is not None:
-        await runtime.writer.close()
-    if runtime.router is not None:
-        await runtime.router.close()
-    await runtime.engine.dispose()
-
-
-def webhook_options(settings: Settings) -> dict[str, Any]:
-    """Arguments of run_webhook/start_webhook: PTB registers WEBHOOK_URL with Telegram and
-    answers 403 to any request without the secret token in its header."""
-    return {
-        "listen": settings.webhook_listen,
-        "port": settings.webhook_port,
-        "url_path": settings.webhook_path,
-        "webhook_url": settings.webhook_url,
-        "secret_token": settings.webhook_secret.get_secret_value(),
-        "allowed_updates": ALLOWED_UPDATES,
-        "drop_pending_updates": False,
-    }
+    return BotRuntime(
+        settings, timing, engine, app, outbox, queue, worker, writer, router, sessions
+    )
 
 
 @contextlib.asynccontextmanager
-async def running(app: Application) -> AsyncIterator[Application]:  # type: ignore[type-arg]
-    """Run the bot inside an existing event loop, with the same hooks as run_polling."""
-    async with app:
-        await on_start(app)
-        await app.start()
-        assert app.updater is not None
-        settings: Settings = app.bot_data["runtime"].settings
-        if settings.webhook_url:
-            await app.updater.start_webhook(**webhook_options(settings))
-        else:
-            await app.updater.start_polling(
-                poll_interval=0.0, timeout=10, allowed_updates=ALLOWED_UPDATES
-            )
-        try:
-            yield app
-        finally:
-            await app.updater.stop()
-            await app.stop()
-            await on_stop(app)
+async def running(runtime: BotRuntime) -> AsyncIterator[BotRuntime]:
+    """Run the bot inside an existing event loop (tests, `python -m bot`)."""
+    try:
+        await runtime.start()
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 @dataclass
 class WorkerRuntime:
-    """A `python -m bot worker` process: what it needs to run and to shut down."""
+    """A `python -m bot worker` process: claims notes from the database, downloads them
+    through the Bot API (it never fetches updates), transcribes and files them; what the
+    writer should see goes to the outbox, which the bot process delivers."""
 
     engine: AsyncEngine
     bot: Bot
-    worker: ClaimingWorker
+    worker: TranscriptionWorker
     router: LLMRouter | None
+
+    async def start(self) -> None:
+        await self.bot.initialize()
+        self.worker.start()
 
     async def close(self) -> None:
         await self.worker.stop()
@@ -254,11 +328,12 @@ class WorkerRuntime:
         await self.engine.dispose()
 
 
-def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> WorkerRuntime:
-    """A separate worker: claims notes from the database, downloads them through the Bot API
-    (it never fetches updates), transcribes and files them, and leaves the writer's message in
-    the outbox for the bot process."""
+def build_worker(
+    settings: Settings, transcriber: Transcriber, name: str, *, timing: Timing | None = None
+) -> WorkerRuntime:
+    timing = timing or timing_from(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.audio_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     bot = Bot(
@@ -267,23 +342,7 @@ def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> Wor
         base_file_url=settings.telegram_file_base_url,
         local_mode=settings.telegram_local_bot_api,
     )
-    router = build_router(settings)
-    slots = settings.whisper_parallelism[0]  # notes this worker transcribes at once
-    jobs = TranscriptionWorker(
-        sessions,
-        transcriber,
-        TelegramAudioSource(bot),
-        OutboxNotifier(sessions),
-        settings.audio_dir,
-        router=router,
-        workers=slots,
-    )
-    worker = ClaimingWorker(
-        sessions,
-        jobs,
-        name,
-        slots=slots,
-        lease_seconds=settings.worker_lease_seconds,
-        poll_seconds=settings.worker_poll_seconds,
-    )
+    # The bot process looks at the outbox every half second; nothing to wake here.
+    queue = NoteQueue(sessions, timing)
+    worker, router = _transcription(settings, sessions, queue, transcriber, bot, timing, name)
     return WorkerRuntime(engine, bot, worker, router)

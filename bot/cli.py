@@ -145,39 +145,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """Apply migrations, load the transcriber, then take updates from Telegram until stopped:
-    long polling, or a webhook when WEBHOOK_URL is set."""
-    from bot.app import ALLOWED_UPDATES, build_application, load_transcriber, webhook_options
+    """Apply migrations, load the transcriber, then take updates from Telegram until stopped
+    (SIGTERM, Ctrl+C): long polling, or a webhook when WEBHOOK_URL is set."""
+    from bot.app import build_bot, load_transcriber
     from bot.db.migrate import upgrade_to_head
-    from bot.services.threads import join_daemon_threads
 
     upgrade_to_head(settings.database_url)
     # With separate workers the bot transcribes nothing, so it loads no model.
     transcriber = None if settings.separate_workers else load_transcriber(settings)
-    app = build_application(settings, transcriber)
+    runtime = build_bot(settings, transcriber)
     if settings.webhook_url:
         log.info(
             "Listening for webhook updates on %s:%d (Ctrl+C to stop)",
             settings.webhook_listen,
             settings.webhook_port,
         )
-        app.run_webhook(**webhook_options(settings))
     else:
         log.info("Polling Telegram for updates (Ctrl+C to stop)")
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
-    join_daemon_threads(SHUTDOWN_GRACE_S)
-    return 0
+    return _serve(runtime.start, runtime.stop, "Bot", runtime.poller_task_or_none)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Transcribe notes for the bot from the shared database until stopped (SIGTERM, Ctrl+C)."""
-    import os
-    import signal
-    import socket
-
-    from bot.app import build_worker, load_transcriber
+    from bot.app import build_worker, load_transcriber, worker_name
     from bot.db.migrate import upgrade_to_head
-    from bot.services.threads import join_daemon_threads
 
     if not settings.separate_workers:
         # Without it the bot transcribes every note itself: a worker would only duplicate work.
@@ -189,24 +180,42 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     upgrade_to_head(settings.database_url)
     transcriber = load_transcriber(settings)
-    name = f"{socket.gethostname()}:{os.getpid()}"
+    runtime = build_worker(settings, transcriber, worker_name("worker"))
+    log.info("Worker %s waiting for notes (Ctrl+C to stop)", runtime.worker.name)
+    return _serve(runtime.start, runtime.close, "Worker", lambda: None)
 
-    async def work() -> None:
-        runtime = build_worker(settings, transcriber, name)
-        stop = asyncio.Event()
+
+def _serve(
+    start: Callable[[], Coroutine[Any, Any, None]],
+    stop: Callable[[], Coroutine[Any, Any, None]],
+    what: str,
+    fatal: Callable[[], asyncio.Task[None] | None],
+) -> int:
+    """Run until SIGTERM or Ctrl+C (or until `fatal()`'s task ends), then stop gracefully."""
+    import signal
+
+    from bot.services.threads import join_daemon_threads
+
+    async def serve() -> None:
+        stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping.set)
         try:
-            await runtime.bot.initialize()
-            runtime.worker.start()
-            log.info("Worker %s waiting for notes (Ctrl+C to stop)", name)
-            await stop.wait()
-            log.info("Worker %s stopping", name)
+            await start()
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopping.wait())]
+            task = fatal()
+            if task is not None:
+                waits.append(task)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                if finished is not waits[0]:
+                    finished.result()  # the poller ended: raise what ended it
+            log.info("%s stopping", what)
         finally:
-            await runtime.close()
+            await stop()
 
-    asyncio.run(work())
+    asyncio.run(serve())
     join_daemon_threads(SHUTDOWN_GRACE_S)
     return 0
 
@@ -292,7 +301,7 @@ def _write_or_print(markdown: str, out: Path | None) -> None:
 def transcribe(settings: Settings, files: Sequence[Path]) -> int:
     """Print each file's transcript, under its name as a heading when there are several."""
     from bot.app import load_transcriber
-    from bot.services.transcription_jobs import MIN_SPEECH_SECONDS
+    from bot.notes.transcribe import MIN_SPEECH_SECONDS
     from bot.transcription.base import TranscriptionError
 
     missing = [str(f) for f in files if not f.is_file()]
@@ -319,7 +328,7 @@ def transcribe(settings: Settings, files: Sequence[Path]) -> int:
                 bar.update(bar.total - bar.n)  # the last segment may end before the file does
             except TranscriptionError as exc:
                 # A hosted service says why (down, key refused, too large); else: not audio.
-                transcript, problem = None, exc.user_message or "could not read it as audio."
+                transcript, problem = None, _transcription_problem(exc)
         if len(files) > 1:
             print(f"{'' if number == 0 else chr(10)}## {path.name}\n", flush=True)
         if transcript is None:
@@ -331,6 +340,21 @@ def transcribe(settings: Settings, files: Sequence[Path]) -> int:
         else:
             print(transcript.text, flush=True)
     return 1 if failed else 0
+
+
+def _transcription_problem(exc: Exception) -> str:
+    from bot.transcription.base import TranscriptionUnavailable, UnavailableReason
+
+    if isinstance(exc, TranscriptionUnavailable):
+        if exc.why == UnavailableReason.REFUSED:
+            return (
+                "the transcription service refused the request (check TRANSCRIBE_API_KEY, "
+                "TRANSCRIBE_MODEL and the account's quota)."
+            )
+        return "the transcription service isn't answering right now; try again later."
+    if getattr(exc, "too_large", False):
+        return "it is over 25 MB, more than the transcription service takes."
+    return "could not read it as audio."
 
 
 class _AudioProgress:

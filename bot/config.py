@@ -19,8 +19,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-# What Telegram accepts as a webhook secret token.
-WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# What Telegram accepts as a webhook secret token, at a length nobody guesses (and the log
+# filter can redact without blanking ordinary words).
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 # Automatic WHISPER_WORKERS: one per core up to this many; further cores become threads of each
 # worker. On two cores, 2 workers x 1 thread beat 1 x 2 in burst throughput and, at beam 5, in
@@ -165,7 +166,10 @@ class Settings(BaseSettings):
         secret = value.get_secret_value().strip()
         if secret and not WEBHOOK_SECRET_PATTERN.fullmatch(secret):
             # Never echo the value: it is a secret.
-            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            raise ValueError(
+                "must be 16-256 characters of A-Z, a-z, 0-9, _ and - "
+                "(e.g. the output of `openssl rand -hex 32`)"
+            )
         return SecretStr(secret)
 
     @model_validator(mode="after")
@@ -192,7 +196,7 @@ class Settings(BaseSettings):
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             raise ValueError(
                 "WEBHOOK_SECRET is required when WEBHOOK_URL is set "
-                "(1-256 characters of A-Z, a-z, 0-9, _ and -)"
+                "(16-256 characters of A-Z, a-z, 0-9, _ and -)"
             )
         return self
 

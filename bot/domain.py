@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+
+from bot.notes.lifecycle import FailureCode, NoteState
 
 
 class UserError(Exception):
@@ -86,15 +89,39 @@ class SuggestedSection:
     title: str
 
 
+class NoticeKind(StrEnum):
+    RESUMED = "resumed"  # the bot restarted and is resuming `count` unfinished notes
+
+
 @dataclass(frozen=True)
-class TranscriptionOutcome:
-    """What a finished transcription job tells the writer."""
+class Notice:
+    """A one-off message for a writer, sent through the outbox."""
+
+    kind: NoticeKind
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class NoteCard:
+    """A note as the writer sees it in chat: the message that acknowledged it, then shows its
+    progress, its transcript and where it was filed, or why it was not."""
 
     note_id: int
-    chat_id: int
-    ack_message_id: int | None
-    ok: bool
-    transcript: str = ""
+    kind: NoteKind
+    state: NoteState
+    # Where it goes (queued) or went; the parts when it is filed.
+    section_number: int
+    section_title: str
     parts: list[FiledPart] = field(default_factory=list)
+    transcript: str = ""
+    caption: str = ""  # what the writer typed under the recording
+    failure: FailureCode | None = None
+    progress: float | None = None  # share transcribed so far
     suggestions: list[SuggestedSection] = field(default_factory=list)
-    failure: str = ""  # user-safe reason when not ok
+    # Context for the wording: the note made the bot start a default article with this
+    # title; the note is an imported transcript; it was deleted before it was transcribed.
+    started_article: str | None = None
+    imported: bool = False
+    removed: bool = False
+    created_at: datetime | None = None
+    retryable: bool = False  # a failure worth a "try again" button

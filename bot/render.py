@@ -133,47 +133,6 @@ def markdown_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def split_plain(text: str, limit: int = SAFE_MESSAGE_LIMIT) -> list[str]:
-    """Split text into pieces under limit, preferring paragraph, line, sentence, word breaks."""
-    return [piece for piece, _ in _split_with_gaps(text, limit)]
-
-
-def _split_with_gaps(text: str, limit: int) -> list[tuple[str, str]]:
-    """split_plain's pieces, each with the whitespace dropped before it ("" after a hard cut)."""
-    pieces: list[tuple[str, str]] = []
-    rest = text.strip()
-    gap = ""
-    while utf16_len(rest) > limit:
-        window = _prefix_within(rest, limit)
-        cut = -1
-        for separator in ("\n\n", "\n", ". ", "! ", "? ", " "):
-            position = window.rfind(separator)
-            if position > len(window) // 3:
-                cut = position + len(separator)
-                break
-        if cut <= 0:
-            # No break anywhere: cut hard (at least one character, or this never ends).
-            cut = max(len(window), 1)
-        piece = rest[:cut].rstrip()
-        pieces.append((piece, gap))
-        following = rest[cut:].lstrip()
-        gap = rest[len(piece) : len(rest) - len(following)]
-        rest = following
-    if rest:
-        pieces.append((rest, gap))
-    return pieces
-
-
-def _prefix_within(text: str, limit: int) -> str:
-    """Longest prefix of text whose UTF-16 length is at most limit."""
-    total = 0
-    for index, char in enumerate(text):
-        total += 2 if ord(char) > 0xFFFF else 1
-        if total > limit:
-            return text[:index]
-    return text
-
-
 @dataclass
 class _Block:
     html: str
@@ -189,41 +148,12 @@ def markdown_to_messages(markdown: str, limit: int = SAFE_MESSAGE_LIMIT) -> list
         if utf16_len(html_block) <= limit:
             blocks.append(_Block(html_block, heading=bool(_HEADING.match(block))))
             continue
-        # One paragraph longer than a message: split its text, render each piece alone. Half
-        # the limit leaves room for a heading before the first piece; pieces of one paragraph
-        # that share a message are rejoined as they were split (space, newline or nothing),
-        # not as new paragraphs.
-        for index, (piece, gap) in enumerate(_render_split(block, limit // 2, limit // 2)):
+        # One paragraph longer than a message: split its HTML. Half the limit leaves room for
+        # a heading before the first piece; pieces of one paragraph that share a message are
+        # rejoined with the whitespace they were split at, not as new paragraphs.
+        for index, (piece, gap) in enumerate(_split_html(html_block, limit // 2)):
             blocks.append(_Block(piece, "\n\n" if index == 0 else _joiner(gap)))
     return _pack(blocks, limit)
-
-
-def _joiner(gap: str) -> str:
-    """What to put back between two pieces of one paragraph that end up in one message."""
-    if "\n" in gap:
-        return "\n"
-    return " " if gap else ""
-
-
-def _render_split(block: str, budget: int, target: int) -> list[tuple[str, str]]:
-    """Split block's text to budget and render the pieces, each within target once rendered.
-
-    Escaping can lengthen a piece a lot (& becomes &amp;, < becomes &lt;), so a piece that
-    renders too long is split again, more finely. Each piece comes with the whitespace
-    that preceded it in block.
-    """
-    rendered: list[tuple[str, str]] = []
-    for piece, gap in _split_with_gaps(block, budget):
-        html_piece = block_to_html(piece)
-        size, plain_size = utf16_len(html_piece), utf16_len(piece)
-        if size <= target or plain_size <= 1:
-            rendered.append((html_piece, gap))
-        else:
-            finer = min(plain_size - 1, max(1, plain_size * target // size))
-            sub = _render_split(piece, finer, target)
-            rendered.append((sub[0][0], gap))
-            rendered.extend(sub[1:])
-    return rendered
 
 
 def html_to_plain(message: str) -> str:
@@ -255,3 +185,114 @@ def _pack(blocks: list[_Block], limit: int) -> list[str]:
     if current:
         messages.append(current)
     return messages
+
+
+_HTML_ATOM = re.compile(r"<[^<>]*>|&#?\w+;|[\s\S]")
+_HTML_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)")
+_OpenTags = tuple[tuple[str, str], ...]  # (name, opening tag as written), outermost first
+
+
+def split_html(html: str, limit: int = SAFE_MESSAGE_LIMIT) -> list[str]:
+    """Split Telegram HTML under limit, preferring paragraph, line, sentence, word breaks.
+
+    The one splitter of the bot: every message it sends is cut by it. A cut never falls
+    inside a tag or a character entity, and tags open at a cut are closed at the end of the
+    chunk and opened again at the start of the next one, so every chunk is valid HTML on its
+    own; emoji count as Telegram counts them (UTF-16 units).
+    """
+    return [chunk for chunk, _ in _split_html(html, limit)]
+
+
+def _joiner(gap: str) -> str:
+    """What to put back between two pieces of one paragraph that end up in one message."""
+    if "\n" in gap:
+        return "\n"
+    return " " if gap else ""
+
+
+def _split_html(html: str, limit: int) -> list[tuple[str, str]]:
+    """split_html's chunks, each with the whitespace the cut before it dropped."""
+    if utf16_len(html) <= limit:
+        return [(html, "")]
+    atoms = _HTML_ATOM.findall(html)
+    chunks: list[tuple[str, str]] = []
+    carried: _OpenTags = ()
+    start = 0
+    previous_end = 0
+    while True:
+        while start < len(atoms) and atoms[start].isspace():
+            start += 1
+        if start >= len(atoms):
+            return chunks
+        gap = "".join(atoms[previous_end:start])
+        prefix = "".join(tag for _, tag in carried)
+        size = utf16_len(prefix)
+        stacks = [carried]  # stacks[k]: tags open after atoms[start : start + k]
+        breaks: dict[int, int] = {}  # break rank -> atom index just after the latest break
+        end = start
+        while end < len(atoms):
+            atom = atoms[end]
+            stack = _open_after(stacks[-1], atom)
+            if end > start and size + utf16_len(atom) + _closers_len(stack) > limit:
+                break
+            size += utf16_len(atom)
+            stacks.append(stack)
+            end += 1
+            rank = _break_rank(atoms, end - 1)
+            if rank is not None:
+                breaks[rank] = end
+        cut = end
+        if end < len(atoms):
+            for rank in range(4):
+                position = breaks.get(rank)
+                # A paragraph break anywhere; a lesser break only past the first third.
+                if position is not None and (rank == 0 or position - start > (end - start) // 3):
+                    cut = position
+                    break
+            else:
+                while cut - 1 > start and _is_start_tag(atoms[cut - 1]):
+                    cut -= 1  # a hard cut leaves no empty tag pair behind
+        body_end = cut
+        while body_end > start and atoms[body_end - 1].isspace():
+            body_end -= 1
+        open_tags = stacks[cut - start]
+        closers = "".join(f"</{name}>" for name, _ in reversed(open_tags))
+        chunk = prefix + "".join(atoms[start:body_end]) + closers
+        if html_to_plain(chunk).strip():
+            chunks.append((chunk, gap))
+        carried = open_tags
+        start, previous_end = cut, body_end
+
+
+def _is_start_tag(atom: str) -> bool:
+    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
+    return tag is not None and not tag.group(1)
+
+
+def _open_after(stack: _OpenTags, atom: str) -> _OpenTags:
+    """The open tags after atom (a start tag, an end tag, or any other text)."""
+    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
+    if tag is None:
+        return stack
+    name = tag.group(2).lower()
+    if not tag.group(1):
+        return (*stack, (name, atom))
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index][0] == name:
+            return stack[:index] + stack[index + 1 :]
+    return stack
+
+
+def _closers_len(stack: _OpenTags) -> int:
+    return sum(len(name) + 3 for name, _ in stack)
+
+
+def _break_rank(atoms: list[str], index: int) -> int | None:
+    """How good a cut right after atoms[index] is: 0 paragraph, 1 line, 2 sentence, 3 word."""
+    atom = atoms[index]
+    previous = atoms[index - 1] if index > 0 else ""
+    if atom == "\n":
+        return 0 if previous == "\n" else 1
+    if atom == " ":
+        return 2 if previous in (".", "!", "?") else 3
+    return None

@@ -6,21 +6,38 @@ import asyncio
 import logging
 import os
 import uuid
+import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
+from bot.timing import Timing
 from bot.transcription.whisper import WhisperTranscriber
 
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
+# Short waits for tests: the same code paths as production, sooner.
+FAST = Timing(
+    worker_poll_s=0.2,
+    lease_s=5.0,
+    service_retry_s=3.0,
+    download_backoff_s=0.05,
+    progress_interval_s=0.5,
+    outbox_poll_s=0.1,
+    outbox_backoff_s=0.2,
+    outbox_backoff_max_s=2.0,
+    poll_timeout_s=5,
+    poll_backoff_s=0.2,
+    stop_grace_s=3.0,
+)
 # start_bot(**settings) -> `async with` context running the real bot
 StartBot = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -172,9 +189,9 @@ def start_bot(  # type: ignore[no-untyped-def]
     tmp_path: Path, telegram, whisper: WhisperTranscriber, tiny_model_path: str
 ) -> StartBot:
     """Run the real bot against the fake Telegram server: `async with start_bot(**settings):`."""
-    from bot.app import build_application, load_transcriber, running
+    from bot.app import build_bot, load_transcriber, running
 
-    def start(**extra: object) -> AbstractAsyncContextManager[Any]:
+    def start(timing: Timing = FAST, **extra: object) -> AbstractAsyncContextManager[Any]:
         settings = bot_settings(tmp_path, telegram, tiny_model_path, **extra)
         upgrade_to_head(settings.database_url)
         # The hosted backend is built from the settings, as in production; local whisper is
@@ -182,7 +199,7 @@ def start_bot(  # type: ignore[no-untyped-def]
         transcriber = (
             load_transcriber(settings) if settings.transcribe_backend == "openai" else whisper
         )
-        return running(build_application(settings, transcriber))
+        return running(build_bot(settings, transcriber, timing=timing))
 
     return start
 
@@ -199,3 +216,27 @@ def bots(tmp_path: Path, telegram, tiny_model_path: str):  # type: ignore[no-unt
         launcher.cleanup()
         # Shown by pytest only when the test failed.
         print(launcher.log_path.read_text(errors="replace") if launcher.log_path.exists() else "")
+
+
+# Each copy of long_speech.ogg adds about 4 s of transcription; four copies (312 s of audio)
+# take about 16 s, comfortably longer than a graceful stop may take, so a shutdown that waited
+# for the transcription to finish could not pass the SIGTERM tests.
+LONG_COPIES = 4
+
+
+@pytest.fixture(scope="session")
+def very_long_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
+    """long_speech.ogg repeated LONG_COPIES times, as 16 kHz WAV; returns (bytes, seconds)."""
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(AUDIO / "long_speech.ogg"), sampling_rate=16_000)
+    pcm = (np.clip(np.tile(samples, LONG_COPIES), -1.0, 1.0) * 32767).astype("<i2")
+    path = tmp_path_factory.mktemp("audio") / "very_long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(pcm.tobytes())
+    return path.read_bytes(), int(len(pcm) / 16_000)
+
+

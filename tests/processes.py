@@ -193,17 +193,19 @@ class BotLauncher:
             con.close()
 
     def notes_for_message(self, chat_id: int, message_id: int) -> list[tuple[int, str, int | None]]:
-        """(id, status, ack_message_id) of every note stored for one Telegram message."""
+        """(id, state, the id of the message that shows it) of every note stored for one
+        Telegram message."""
         return [
             (row[0], row[1], row[2])
             for row in self.query(
-                "SELECT id, status, ack_message_id FROM notes "
-                "WHERE chat_id = ? AND message_id = ? ORDER BY id",
+                "SELECT n.id, n.state, v.message_id FROM notes n LEFT JOIN message_views v "
+                "ON v.chat_id = n.chat_id AND v.position = 0 AND v.subject = 'note:' || n.id "
+                "WHERE n.chat_id = ? AND n.message_id = ? ORDER BY n.id",
                 (chat_id, message_id),
             )
         ]
 
-    def status_of(self, chat_id: int, message_id: int) -> str | None:
+    def state_of(self, chat_id: int, message_id: int) -> str | None:
         rows = self.notes_for_message(chat_id, message_id)
         return rows[0][1] if len(rows) == 1 else None
 

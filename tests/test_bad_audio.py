@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db.models import NoteStatus
-from bot.services import transcription_jobs
+from bot.notes.lifecycle import NoteState
 from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
@@ -23,20 +22,10 @@ async def bot(telegram: FakeTelegram, start_bot: StartBot) -> AsyncIterator[Fake
 
 
 async def voice_reply(telegram: FakeTelegram, data: bytes, duration: int) -> str:
+    """What the note's card says once the recording is dealt with."""
     file_id = telegram.add_file(data)
-    telegram.send_voice(WRITER, file_id, duration=duration, file_size=len(data))
-    ack = await telegram.wait_for_text(WRITER, "Transcribing for")
-    done = await telegram.wait_for(
-        lambda: next(
-            (
-                m
-                for m in telegram.sent_messages(WRITER)
-                if m.message_id == ack.message_id and "Transcribing" not in m.text
-            ),
-            None,
-        ),
-        timeout=60,
-    )
+    update = telegram.send_voice(WRITER, file_id, duration=duration, file_size=len(data))
+    done = await telegram.wait_for_final_reply(WRITER, update["message"]["message_id"])
     return done.text
 
 
@@ -57,7 +46,7 @@ async def test_bad_audio_is_reported_and_never_filed(
     assert expected in text, name
     assert "Filed" not in text
     notes = await notes_in_db(tmp_path)
-    assert [n.status for n in notes] == [NoteStatus.FAILED]
+    assert [n.state for n in notes] == [NoteState.FAILED]
     assert notes[0].transcript is None and not notes[0].parts
     assert "— 0 notes" in await say(bot, "/sections", "Robustness")
     assert not list((tmp_path / "data" / "audio").glob("*")), "no audio left behind"
@@ -106,9 +95,8 @@ async def test_unsupported_document_is_refused_and_audio_document_is_accepted(
 
 
 async def test_download_errors_are_retried_with_backoff_then_reported(
-    bot: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bot: FakeTelegram, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(transcription_jobs, "DOWNLOAD_BACKOFF_S", 0.05)
     data = (AUDIO / "book_club.ogg").read_bytes()
     # Two server errors, then success: the note is transcribed.
     bot.fail_next("getFile", error_code=502, description="Bad Gateway", times=2)

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.db.models import Note, NoteStatus
+from bot.db.models import Note
 from bot.db.session import create_engine, create_session_factory
+from bot.notes.lifecycle import NoteState
 from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -102,9 +103,9 @@ async def test_writer_loop_voice_and_text_filed_under_chosen_section(
     assert len(buttons) == 3 and buttons[1]["text"].startswith("▶️")
 
     notes = await notes_in_db(tmp_path)
-    assert [(n.kind.value, n.status) for n in notes] == [
-        ("voice", NoteStatus.TRANSCRIBED),
-        ("text", NoteStatus.TRANSCRIBED),
+    assert [(n.kind.value, n.state) for n in notes] == [
+        ("voice", NoteState.FILED),
+        ("text", NoteState.FILED),
     ]
     assert notes[0].file_id == file_id and notes[0].size == len(audio)
     assert notes[0].language == "en" and notes[0].duration == 5

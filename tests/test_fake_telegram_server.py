@@ -31,8 +31,6 @@ from telegram.ext import (
 from tests.fakes.telegram_server import (
     FakeTelegram,
     check_html,
-    check_markdown,
-    check_markdown_v2,
 )
 
 USER = 4242
@@ -263,9 +261,6 @@ async def test_errors_surface_as_ptb_exceptions(server: FakeTelegram) -> None:
 
         server.reject_markdown(True)
         with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
-            await bot.send_message(USER, "Done.", parse_mode="MarkdownV2")
-        await bot.send_message(USER, "*Done*\\.", parse_mode="MarkdownV2")
-        with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
             await bot.send_message(USER, "<b>bold", parse_mode="HTML")
         await bot.send_message(USER, "<b>a</b> &amp; b", parse_mode="HTML")
 
@@ -281,16 +276,7 @@ async def test_errors_surface_as_ptb_exceptions(server: FakeTelegram) -> None:
         await wrong.shutdown()
 
 
-def test_parse_mode_checkers() -> None:
-    assert check_markdown_v2("plain text") is None
-    assert check_markdown_v2("*bold* _it_ __u__ ~s~ ||sp|| `a.b` [x](http://e.com/a_b)") is None
-    assert check_markdown_v2("```\ncode.with(dots)\n```") is None
-    assert check_markdown_v2("a\\.b\\!") is None
-    assert check_markdown_v2("a.b") is not None
-    assert check_markdown_v2("*unclosed") is not None
-    assert check_markdown_v2("`open") is not None
-    assert check_markdown("*ok* _ok_ `ok`") is None
-    assert check_markdown("*open") is not None
+def test_the_html_checker() -> None:
     assert check_html('<a href="http://x">x</a> &lt; &#33;') is None
     assert check_html("<b><i>x</b></i>") is not None
     assert check_html("a < b") is not None

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.db.models import NoteStatus
-from bot.services import transcription_jobs
+from bot.notes import transcribe
+from bot.notes.lifecycle import NoteState
 from bot.transcription import hosted
-from bot.transcription.base import TranscriptionError, TranscriptionUnavailable
+from bot.transcription.base import (
+    TranscriptionError,
+    TranscriptionUnavailable,
+    UnavailableReason,
+)
 from bot.transcription.hosted import OpenAITranscriber
 from tests.conftest import AUDIO, StartBot
 from tests.fakes.openai_server import FakeOpenAI
@@ -77,7 +81,7 @@ async def test_voice_note_is_transcribed_by_the_endpoint_and_filed(
     assert request.filename == "note.ogg"
     assert request.size == len((AUDIO / "book_club.ogg").read_bytes())
     [note] = await notes_in_db(tmp_path)
-    assert note.status == NoteStatus.TRANSCRIBED and note.transcript == BOOK_CLUB
+    assert note.state == NoteState.FILED and note.transcript == BOOK_CLUB
     assert note.language == "english"
     assert KEY not in caplog.text
 
@@ -87,10 +91,8 @@ async def test_an_outage_gives_one_message_and_the_note_is_tried_again(
     start_bot: StartBot,
     speech_api: FakeOpenAI,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(transcription_jobs, "UNAVAILABLE_RETRY_S", 2.0)
     # The first try and both of the SDK's retries meet a 503.
     speech_api.fail_next("unavailable", times=1 + hosted.MAX_RETRIES)
     caplog.set_level(logging.DEBUG)
@@ -100,8 +102,8 @@ async def test_an_outage_gives_one_message_and_the_note_is_tried_again(
         waiting = await telegram.wait_for_text(WRITER, "isn't answering", timeout=60)
         assert waiting.message_id == ack_id
         [note] = await notes_in_db(tmp_path)
-        if note.status != NoteStatus.TRANSCRIBED:  # the retry may already have run
-            assert note.status == NoteStatus.DOWNLOADED, "kept for the retry, not failed"
+        if note.state != NoteState.FILED:  # the retry may already have run
+            assert note.state == NoteState.QUEUED, "kept for the retry, not failed"
             assert note.audio_path and os.path.exists(note.audio_path)  # noqa: ASYNC240
         done = await telegram.wait_for_text(WRITER, "Filed under", timeout=60)
 
@@ -111,7 +113,7 @@ async def test_an_outage_gives_one_message_and_the_note_is_tried_again(
     assert "kept" in outage_texts[0] and "503" not in outage_texts[0]
     assert [r.status for r in speech_api.transcriptions] == [503, 503, 503, 200]
     [note] = await notes_in_db(tmp_path)
-    assert note.status == NoteStatus.TRANSCRIBED
+    assert note.state == NoteState.FILED
     assert KEY not in caplog.text
 
 
@@ -120,9 +122,7 @@ async def test_a_note_waiting_for_the_service_keeps_its_place_in_the_chat(
     start_bot: StartBot,
     speech_api: FakeOpenAI,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(transcription_jobs, "UNAVAILABLE_RETRY_S", 2.0)
     speech_api.fail_next("unavailable", times=1 + hosted.MAX_RETRIES)
     async with start_bot(**hosted_settings(speech_api)):
         await say(telegram, "/new Book club", "Book club")
@@ -148,8 +148,8 @@ def test_a_wrong_key_is_refused_without_showing_the_key(speech_api: FakeOpenAI) 
             client.transcribe(AUDIO / "book_club.ogg")
     finally:
         client.close()
-    assert refused.value.user_message == hosted.REFUSED
-    assert "sk-wrong" not in str(refused.value) and "sk-wrong" not in hosted.REFUSED
+    assert refused.value.why == UnavailableReason.REFUSED
+    assert "sk-wrong" not in str(refused.value)
     assert [r.status for r in speech_api.transcriptions] == [401], "a refusal is not retried"
 
 
@@ -159,7 +159,7 @@ def test_exhausted_quota_is_reported_as_refused(
     speech_api.fail_next("quota")
     with pytest.raises(TranscriptionUnavailable) as refused:
         transcriber.transcribe(AUDIO / "book_club.ogg")
-    assert refused.value.user_message == hosted.REFUSED
+    assert refused.value.why == UnavailableReason.REFUSED
 
 
 def test_a_timeout_counts_as_an_outage(speech_api: FakeOpenAI) -> None:
@@ -173,7 +173,7 @@ def test_a_timeout_counts_as_an_outage(speech_api: FakeOpenAI) -> None:
             client.transcribe(AUDIO / "book_club.ogg")
     finally:
         client.close()
-    assert outage.value.user_message == hosted.OUTAGE
+    assert outage.value.why == UnavailableReason.DOWN
 
 
 def test_a_server_without_verbose_json_falls_back_to_json_and_local_duration(
@@ -197,7 +197,7 @@ def test_a_cut_off_recording_reports_its_real_length(
     speech_api.verbose_json = False
     transcript = transcriber.transcribe(AUDIO / "truncated.ogg")
     # Telegram says 4 s; the worker compares and tells the writer the file is cut off.
-    assert transcript.duration < 4 * transcription_jobs.MIN_DECODED_SHARE - 1
+    assert transcript.duration < 4 * transcribe.MIN_DECODED_SHARE - 1
 
 
 def test_text_invented_on_silence_is_dropped(
@@ -218,14 +218,15 @@ def test_damaged_or_oversized_files_are_refused_before_any_upload(
     damaged.write_bytes(b"this is not audio" * 100)
     with pytest.raises(TranscriptionError) as unreadable:
         transcriber.transcribe(damaged)
-    assert unreadable.value.user_message is None, "the bot's usual 'couldn't read' message"
+    assert not isinstance(unreadable.value, TranscriptionUnavailable)
+    assert not unreadable.value.too_large, "the bot's usual 'couldn't read' message"
 
     huge = tmp_path / "huge.audio"
     with huge.open("wb") as handle:
         handle.truncate(hosted.MAX_UPLOAD_BYTES + 1)
     with pytest.raises(TranscriptionError) as too_large:
         transcriber.transcribe(huge)
-    assert too_large.value.user_message == hosted.TOO_LARGE
+    assert too_large.value.too_large
     assert speech_api.transcriptions == []
 
 

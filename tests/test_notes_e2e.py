@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db.models import NoteStatus
+from bot.notes.lifecycle import NoteState
 from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import BotMessage, FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
@@ -106,7 +106,7 @@ async def test_edited_text_message_updates_its_note(bot: FakeTelegram, tmp_path:
     bot.edit_text(WRITER, update["message"]["message_id"], "We meet on Thursdays.")
     await bot.wait_for_text(WRITER, "Updated your note")
     notes = await notes_in_db(tmp_path)
-    assert len(notes) == 1 and notes[0].status == NoteStatus.TRANSCRIBED
+    assert len(notes) == 1 and notes[0].state == NoteState.FILED
     assert notes[0].transcript == "We meet on Thursdays."
     assert [p.text for p in notes[0].parts] == ["We meet on Thursdays."]
 

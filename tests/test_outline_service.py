@@ -67,6 +67,14 @@ async def test_outline_strips_numbering_and_ignores_blank_and_duplicate_lines(
     assert [s.title for s in result.sections] == ["Intro", "Body"]
 
 
+async def test_a_separator_line_in_a_pasted_outline_is_skipped_not_refused(
+    outline: OutlineService,
+) -> None:
+    await outline.new_article(WRITER, CHAT, "X")
+    result = await outline.set_outline(WRITER, CHAT, ["Intro", "---", "***", "Body", "— —"])
+    assert [s.title for s in result.sections] == ["Intro", "Body"]
+
+
 async def test_empty_outline_is_a_user_error(outline: OutlineService) -> None:
     with pytest.raises(UserError, match="one a line"):
         await outline.set_outline(WRITER, CHAT, ["", "   "])

@@ -13,8 +13,9 @@ from alembic import command
 from sqlalchemy import inspect, select
 
 from bot.db.migrate import alembic_config
-from bot.db.models import Note, NoteStatus
+from bot.db.models import Note
 from bot.db.session import create_engine, create_session_factory
+from bot.notes.lifecycle import NoteState
 from tests.conftest import AUDIO, StartBot
 from tests.fakes.telegram_server import FakeTelegram
 from tests.processes import ROOT, BotLauncher, bot_env
@@ -80,7 +81,7 @@ async def test_the_bot_files_lists_and_undoes_notes_on_postgresql(
         await say(telegram, "/undo", "Removed your last note")
 
     [voice] = await notes_in(postgres_url)
-    assert voice.status == NoteStatus.TRANSCRIBED
+    assert voice.state == NoteState.FILED
     assert "book club" in (voice.transcript or "").lower()
 
 

@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import signal
 import time
-import wave
-
-import numpy as np
-import pytest
 
 from tests.conftest import AUDIO
 from tests.fakes.telegram_server import FakeTelegram
@@ -31,26 +27,6 @@ ACK = "Transcribing for"
 SOMETHING_WRONG = "something went wrong"
 # faster-whisper logs this (at INFO) once VAD is done, right before it starts decoding.
 WHISPER_DECODING = "VAD filter removed"
-# Each copy of long_speech.ogg adds about 4 s of transcription; four copies (312 s of audio)
-# take about 16 s, comfortably longer than SHUTDOWN_LIMIT_S, so a shutdown that waited for
-# the transcription to finish could not pass the SIGTERM test.
-LONG_COPIES = 4
-
-
-@pytest.fixture(scope="module")
-def very_long_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
-    """long_speech.ogg repeated LONG_COPIES times, as 16 kHz WAV; returns (bytes, seconds)."""
-    from faster_whisper import decode_audio
-
-    samples = decode_audio(str(AUDIO / "long_speech.ogg"), sampling_rate=16_000)
-    pcm = (np.clip(np.tile(samples, LONG_COPIES), -1.0, 1.0) * 32767).astype("<i2")
-    path = tmp_path_factory.mktemp("audio") / "very_long.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16_000)
-        out.writeframes(pcm.tobytes())
-    return path.read_bytes(), int(len(pcm) / 16_000)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -69,12 +45,12 @@ def wait_transcribing(bots: BotLauncher, bot: BotProcess, message_id: int) -> in
     def in_progress() -> int | None:
         rows = bots.notes_for_message(WRITER, message_id)
         acked = message_calls(bots.server, WRITER, ACK)
-        if len(rows) == 1 and rows[0][1] == "downloaded" and rows[0][2] is not None and acked:
+        if len(rows) == 1 and rows[0][1] == "transcribing" and rows[0][2] is not None and acked:
             # Past audio decoding and VAD: whisper's beam search is running.
             return rows[0][0] if WHISPER_DECODING in bot.log() else None
         return None
 
-    what = "the ack, status 'downloaded' and whisper decoding"
+    what = "the ack, state 'transcribing' and whisper decoding"
     return bots.wait_for(bot, in_progress, what, STARTUP_S)
 
 
@@ -90,7 +66,7 @@ def wait_filed(bots: BotLauncher, bot: BotProcess, message_id: int, timeout: flo
 
     def filed() -> int | None:
         rows = bots.notes_for_message(WRITER, message_id)
-        if len(rows) != 1 or rows[0][1] != "transcribed" or rows[0][2] is None:
+        if len(rows) != 1 or rows[0][1] != "filed" or rows[0][2] is None:
             return None
         ack_id = rows[0][2]
         ack = [m for m in bots.server.sent_messages(WRITER) if m.message_id == ack_id]
@@ -102,8 +78,8 @@ def wait_filed(bots: BotLauncher, bot: BotProcess, message_id: int, timeout: flo
 def flush_worker(bots: BotLauncher, bot: BotProcess) -> int:
     """Send a short voice note and wait for its transcript; returns its ack message id.
 
-    The worker is one FIFO queue with one consumer: once this note is filed, every job that
-    was queued before it (a duplicate of an earlier note included) has been processed, so
+    A chat's notes are transcribed in order: once this note is filed, every note of the
+    writer queued before it (a duplicate of an earlier note included) has been processed, so
     "exactly once" can be asserted without sleeping.
     """
     audio = (AUDIO / "book_club.ogg").read_bytes()
@@ -118,8 +94,8 @@ def assert_filed_exactly_once(
     server = bots.server
     rows = bots.notes_for_message(WRITER, message_id)
     assert len(rows) == 1, f"one note row for the Telegram message, got {rows}"
-    note_id, status, ack_id = rows[0]
-    assert status == "transcribed"
+    note_id, state, ack_id = rows[0]
+    assert state == "filed"
     assert ack_id is not None
     assert bots.part_count(note_id) == 1, "the transcript is filed as exactly one part"
 
@@ -160,7 +136,7 @@ def test_kill_9_mid_transcription_then_restart_files_the_note_once(bots: BotLaun
     first.signal(signal.SIGKILL)
     assert first.wait_exit(10) == -signal.SIGKILL
     # The kill landed while whisper was running: nothing was filed or said yet.
-    assert bots.status_of(WRITER, message_id) == "downloaded"
+    assert bots.state_of(WRITER, message_id) == "transcribing"
     assert bots.part_count(note_id) == 0
     assert not message_calls(server, WRITER, FILED)
 
@@ -196,8 +172,8 @@ def test_sigterm_during_long_transcription_exits_fast_and_resumes(
     print(f"SIGTERM during transcription: exit code {code} after {took:.2f}s")
     assert took < SHUTDOWN_LIMIT_S, f"shutdown took {took:.1f}s"
     assert code in (0, -signal.SIGTERM), code
-    # Stopped, not failed or cancelled: the note waits for the next start.
-    assert bots.status_of(WRITER, message_id) in ("received", "downloaded")
+    # Stopped, not failed or cancelled: the note is queued again for the next start.
+    assert bots.state_of(WRITER, message_id) == "queued"
     assert bots.part_count(note_id) == 0
     assert not message_calls(server, WRITER, FILED)
     assert not [t for t in server.sent_texts(WRITER) if "⚠️" in t]
@@ -223,8 +199,8 @@ def test_update_redelivered_after_restart_is_not_filed_twice(bots: BotLauncher) 
     assert first.wait_exit(SHUTDOWN_LIMIT_S) in (0, -signal.SIGTERM)
 
     server.redeliver(update)
-    # Queued behind the redelivered update; PTB handles one update at a time, in order, so
-    # once /sections is answered the redelivered update has been handled too.
+    # Queued behind the redelivered update; a chat's updates are handled in order, so once
+    # /sections is answered the redelivered update has been dealt with too.
     server.send_text(WRITER, "/sections")
     second = bots.start()
     outline = bots.wait_for(
@@ -237,7 +213,7 @@ def test_update_redelivered_after_restart_is_not_filed_twice(bots: BotLauncher) 
     assert "1. Notes — 1 note" in outline, outline
     assert len(message_calls(server, WRITER, FILED)) == 1, server.sent_texts(WRITER)
     rows = bots.notes_for_message(WRITER, message_id)
-    assert len(rows) == 1 and rows[0][1] == "transcribed", rows
+    assert len(rows) == 1 and rows[0][1] == "filed", rows
     assert bots.part_count(rows[0][0]) == 1
     assert bots.query("SELECT count(*) FROM notes")[0][0] == 1
     assert not [t for t in server.sent_texts(WRITER) if "resuming" in t]

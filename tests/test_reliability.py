@@ -13,16 +13,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import build_application, running
+from bot.app import build_bot, running
 from bot.config import Settings
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Note
 from bot.logging_setup import configure_logging
 from bot.notes.intake import IntakeService
-from bot.services import transcription_jobs
 from bot.services.outline import OutlineService
 from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, StartBot, bot_settings
+from tests.conftest import AUDIO, FAST, StartBot, bot_settings
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, notes_in_db, say
 
@@ -55,9 +54,8 @@ async def test_redelivered_updates_create_nothing_and_send_nothing_twice(
 
 
 async def test_long_note_shows_progress_and_cancel_stops_it(
-    bot: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bot: FakeTelegram, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(transcription_jobs, "PROGRESS_INTERVAL_S", 0.2)
     data = (AUDIO / "long_speech.ogg").read_bytes()
     bot.send_voice(WRITER, bot.add_file(data), duration=78, file_size=len(data))
     ack = await bot.wait_for_text(WRITER, "Transcribing for")
@@ -75,9 +73,9 @@ async def test_long_note_shows_progress_and_cancel_stops_it(
     )
     assert not any("%" in e for e in bot.sent_messages(WRITER)[-1].edits)
 
-    bot.send_voice(WRITER, bot.add_file(data), duration=78, file_size=len(data))
+    third = bot.send_voice(WRITER, bot.add_file(data), duration=78, file_size=len(data))
     await bot.wait_for(lambda: len(bot.calls("getFile")) == 3)  # the job has started
-    second_ack = [m for m in bot.sent_messages(WRITER) if "Transcribing for" in m.text][-1]
+    second_ack = await bot.wait_for(lambda: bot.reply_to(WRITER, third["message"]["message_id"]))
     bot.send_text(WRITER, "/cancel")
     await bot.wait_for_text(WRITER, "Stopping the current transcription")
     await bot.wait_for(
@@ -91,8 +89,8 @@ async def test_long_note_shows_progress_and_cancel_stops_it(
         ),
         timeout=60,
     )
-    statuses = [n.status.value for n in await notes_in_db(tmp_path)]
-    assert statuses == ["transcribed", "transcribed", "failed"]
+    states = [n.state.value for n in await notes_in_db(tmp_path)]
+    assert states == ["filed", "filed", "failed"]
     assert "Nothing is being transcribed" in await say(bot, "/cancel", "transcribed")
 
 
@@ -145,7 +143,7 @@ async def test_empty_allowlist_refuses_everybody(
     assert settings.allowed_user_ids == frozenset()
     upgrade_to_head(settings.database_url)
     with caplog.at_level(logging.WARNING):
-        async with running(build_application(settings, whisper)):
+        async with running(build_bot(settings, whisper, timing=FAST)):
             telegram.send_text(WRITER, "/new Anything")
             await telegram.wait_for_text(WRITER, "private bot")
     assert "refuse everybody" in caplog.text
@@ -207,12 +205,16 @@ def test_invalid_settings_name_the_setting_and_never_echo_secrets() -> None:
     assert isinstance(load_settings(_env_file=None), Settings)
 
 
-async def test_a_failed_acknowledgement_does_not_stall_the_note(bot: FakeTelegram) -> None:
+async def test_a_failed_acknowledgement_is_retried_and_never_stalls_the_note(
+    bot: FakeTelegram,
+) -> None:
     data = (AUDIO / "book_club.ogg").read_bytes()
     bot.fail_next("sendMessage", error_code=502, description="Bad Gateway")
-    bot.send_voice(WRITER, bot.add_file(data), duration=5, file_size=len(data))
-    done = await bot.wait_for_text(WRITER, "Filed under", timeout=60)
-    assert not done.edits, "no acknowledgement to edit: the transcript came as a new message"
+    voice = bot.send_voice(WRITER, bot.add_file(data), duration=5, file_size=len(data))
+    done = await bot.wait_for_final_reply(WRITER, voice["message"]["message_id"])
+    assert "Filed under" in done.text
+    replies = [m for m in bot.sent_messages(WRITER) if m.reply_to == voice["message"]["message_id"]]
+    assert len(replies) == 1, "one message shows the note: the retried acknowledgement, edited"
     assert not any("went wrong" in m.text for m in bot.sent_messages(WRITER))
 
 

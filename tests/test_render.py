@@ -15,7 +15,7 @@ from bot.render import (
     inline_to_html,
     markdown_blocks,
     markdown_to_messages,
-    split_plain,
+    split_html,
     utf16_len,
 )
 from tests.fakes.telegram_server import check_html
@@ -252,26 +252,26 @@ def test_long_paragraph_with_markup_stays_valid_html() -> None:
     assert words(plain_of(messages)) == words(text)
 
 
-def test_split_plain_pieces_fit_and_keep_everything() -> None:
+def test_split_html_pieces_fit_and_keep_everything() -> None:
     text = "Sentence one. Sentence two! " * 400 + "x" * 5000
-    pieces = split_plain(text, 1000)
+    pieces = split_html(text, 1000)
     assert all(utf16_len(p) <= 1000 for p in pieces)
     assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
 
 
-def test_split_plain_prefers_paragraph_then_sentence_breaks() -> None:
+def test_split_html_prefers_paragraph_then_sentence_breaks() -> None:
     text = "a" * 500 + "\n\n" + "b" * 400 + ". " + "c" * 300
-    assert split_plain(text, 1000) == ["a" * 500, "b" * 400 + ". " + "c" * 300]
+    assert split_html(text, 1000) == ["a" * 500, "b" * 400 + ". " + "c" * 300]
     text = "a" * 500 + ". " + "b" * 600
-    assert split_plain(text, 1000) == ["a" * 500 + ".", "b" * 600]
+    assert split_html(text, 1000) == ["a" * 500 + ".", "b" * 600]
 
 
-def test_split_plain_with_a_limit_smaller_than_a_character_terminates() -> None:
-    assert split_plain("🎙🎙x", 1) == ["🎙", "🎙", "x"]
+def test_split_html_with_a_limit_smaller_than_a_character_terminates() -> None:
+    assert split_html("🎙🎙x", 1) == ["🎙", "🎙", "x"]
 
 
-def test_split_plain_counts_utf16() -> None:
-    pieces = split_plain("🎙" * 3000, 4000)
+def test_split_html_counts_utf16() -> None:
+    pieces = split_html("🎙" * 3000, 4000)
     assert [utf16_len(p) for p in pieces] == [4000, 2000]
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.db.models import Note, NoteStatus
+from bot.db.models import MessageView, Note
 from bot.db.session import create_engine, create_session_factory
+from bot.notes.lifecycle import NoteState
 from tests.conftest import AUDIO, StartBot, eventually
 from tests.fakes.telegram_server import FakeTelegram
 from tests.processes import BotLauncher, BotProcess, message_calls
@@ -24,10 +25,16 @@ from tests.processes import BotLauncher, BotProcess, message_calls
 WRITERS = (1001, 1002, 1003)
 FILED = "Filed under"
 STARTUP_S = 60.0
-CLAIM = re.compile(r"Worker (\S+) transcribing note (\d+)")
+CLAIM = re.compile(r"(worker:\S+) transcribing note (\d+)")
 
 
-def start_worker(bots: BotLauncher, tmp_path: Path, database_url: str, n: int) -> BotProcess:
+def start_worker(
+    bots: BotLauncher,
+    tmp_path: Path,
+    database_url: str,
+    n: int,
+    extra: dict[str, str] | None = None,
+) -> BotProcess:
     return bots.start(
         "worker",
         env={
@@ -37,6 +44,7 @@ def start_worker(bots: BotLauncher, tmp_path: Path, database_url: str, n: int) -
             "SEPARATE_WORKERS": "true",
             "WORKER_POLL_SECONDS": "0.2",
             "WORKER_LEASE_SECONDS": "5",
+            **(extra or {}),
         },
     )
 
@@ -55,6 +63,20 @@ async def notes_by_id(database_url: str) -> dict[int, Note]:
     try:
         async with create_session_factory(engine).begin() as session:
             return {n.id: n for n in (await session.scalars(select(Note))).all()}
+    finally:
+        await engine.dispose()
+
+
+async def shown_by(database_url: str, note_ids: list[int]) -> set[int]:
+    """The message ids that show these notes' cards (the acknowledgements)."""
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            subjects = [f"note:{n}" for n in note_ids]
+            rows = await session.scalars(
+                select(MessageView.message_id).where(MessageView.subject.in_(subjects))
+            )
+            return set(rows)
     finally:
         await engine.dispose()
 
@@ -91,7 +113,7 @@ async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
 
     notes = await notes_by_id(postgres_url)
     assert len(notes) == 9
-    assert all(n.status == NoteStatus.TRANSCRIBED for n in notes.values())
+    assert all(n.state == NoteState.FILED for n in notes.values())
     # Exactly once: each note claimed once, by one of the two workers, and delivered once.
     taken = claims(bots)
     assert sorted(note_id for _, note_id in taken) == sorted(notes)
@@ -104,10 +126,14 @@ async def test_two_workers_transcribe_every_note_exactly_once_in_chat_order(
         mine = sorted((n for n in notes.values() if n.chat_id == writer), key=lambda n: n.id)
         times = [n.transcribed_at for n in mine]
         assert times == sorted(times)  # type: ignore[type-var]
-        # The transcript replaced each acknowledgement (workers had no ack ids of their own).
-        acks = {n.ack_message_id for n in mine}
-        edited = {c.params.get("message_id") for c in message_calls(telegram, writer, FILED)}
-        assert acks == edited
+        # One message shows each note: its acknowledgement, edited into the transcript (or,
+        # when the transcript was ready first, sent with it).
+        shown = await shown_by(postgres_url, [n.id for n in mine])
+        assert len(shown) == len(mine)
+        filed_in = {
+            c.params.get("message_id") for c in message_calls(telegram, writer, FILED)
+        } - {None}
+        assert filed_in <= shown
 
     for worker in workers:
         assert worker.stop(timeout=15) == 0
@@ -140,7 +166,7 @@ async def test_a_killed_workers_note_is_taken_over_and_filed_once(
     assert taken[0][0] != taken[1][0]
     notes = await notes_by_id(postgres_url)
     (note,) = notes.values()
-    assert note.status == NoteStatus.TRANSCRIBED and note.attempts == 2
+    assert note.state == NoteState.FILED and note.crashes == 1
     assert len(message_calls(telegram, WRITERS[0], FILED)) == 1
     assert second.stop(timeout=15) == 0
 
@@ -175,7 +201,7 @@ async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
             await eventually(lambda d=done: any(d in t for t in telegram.sent_texts(writer)))
 
     notes = await notes_by_id(postgres_url)
-    assert [n.status for n in notes.values()] == [NoteStatus.FAILED]  # the undone one is gone
+    assert [n.state for n in notes.values()] == [NoteState.FAILED]  # the undone one is gone
     assert not message_calls(telegram, writer, FILED)
     assert worker.stop(timeout=15) == 0
 

@@ -12,10 +12,9 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, RetryAfter
 
-import bot.telegram.io as io_module
-from bot.render import TELEGRAM_MESSAGE_LIMIT, escape, html_to_plain, utf16_len
-from bot.services.transcription_jobs import DownloadError
-from bot.telegram.io import TelegramAudioSource, TelegramChat, split_html
+from bot.notes.transcribe import DownloadError
+from bot.render import TELEGRAM_MESSAGE_LIMIT, escape, html_to_plain, split_html, utf16_len
+from bot.telegram.io import TelegramAudioSource, TelegramChat
 from tests.fakes.telegram_server import FakeTelegram, check_html
 
 CHAT = 1001
@@ -130,9 +129,9 @@ async def test_retry_after_is_honoured(chat: TelegramChat, telegram: FakeTelegra
 
 
 async def test_flood_control_gives_up_after_a_few_waits(
-    chat: TelegramChat, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+    bot: Bot, telegram: FakeTelegram
 ) -> None:
-    monkeypatch.setattr(io_module, "MAX_FLOOD_WAITS", 1)
+    chat = TelegramChat(bot, flood_waits=1)
     telegram.fail_next(
         "sendMessage", error_code=429, description="Too Many Requests", retry_after=1, times=2
     )
@@ -143,10 +142,10 @@ async def test_flood_control_gives_up_after_a_few_waits(
 
 
 async def test_blocked_after_a_flood_wait_is_still_dropped_quietly(
-    chat: TelegramChat, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+    bot: Bot, telegram: FakeTelegram
 ) -> None:
     # The last attempt after the flood waits used to run outside the Forbidden handling.
-    monkeypatch.setattr(io_module, "MAX_FLOOD_WAITS", 1)
+    chat = TelegramChat(bot, flood_waits=1)
     telegram.fail_next("sendMessage", error_code=429, description="Too Many", retry_after=1)
     telegram.fail_next(
         "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"

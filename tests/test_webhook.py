@@ -97,10 +97,16 @@ def test_webhook_settings_are_checked_without_echoing_the_secret() -> None:
             webhook_secret="has spaces and $ymbols",
         )
     assert "WEBHOOK_SECRET" in str(bad.value) and "ymbols" not in str(bad.value)
+    strong = "0123456789abcdef"
     with pytest.raises(ConfigError, match="WEBHOOK_URL"):
-        load_settings(_env_file=None, webhook_url="bot.example.com/hook", webhook_secret="ok")
+        load_settings(_env_file=None, webhook_url="bot.example.com/hook", webhook_secret=strong)
     with pytest.raises(ConfigError, match="https"):  # Telegram's servers deliver only to HTTPS
-        load_settings(_env_file=None, webhook_url="http://bot.example.com/h", webhook_secret="ok")
+        load_settings(_env_file=None, webhook_url="http://bot.example.com/h", webhook_secret=strong)
+    # A short secret is refused (guessable, and too short to redact from logs safely).
+    with pytest.raises(ConfigError) as weak:
+        load_settings(_env_file=None, webhook_url="https://bot.example.com/h", webhook_secret="abc")
+    assert "WEBHOOK_SECRET" in str(weak.value) and "16" in str(weak.value)
+    assert "abc" not in str(weak.value).replace("openssl", "")
     settings = load_settings(
         _env_file=None, webhook_url="https://bot.example.com/tg/hook", webhook_secret="a" * 256
     )

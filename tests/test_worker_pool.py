@@ -1,7 +1,7 @@
 """The transcription pool: chats side by side, each chat in order, cancel per running job.
 
-The real bot runs against the fake Telegram server with WHISPER_WORKERS=2. Speech is
-recognised by the real tiny.en model; a gate in front of it holds each transcription until
+The real bot runs against the fake Telegram server with WHISPER_WORKERS=2 (claiming slots).
+Speech is recognised by the real tiny.en model; a gate in front of it holds each transcription until
 the test lets it go, so what runs at the same time is decided by the test, not by timing.
 """
 
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_application, running
+from bot.app import build_bot, running
 from bot.config import whisper_parallelism
 from bot.db.migrate import upgrade_to_head
 from bot.transcription.base import ProgressCallback, Transcript
 from bot.transcription.whisper import WhisperTranscriber
-from tests.conftest import AUDIO, bot_settings
+from tests.conftest import AUDIO, FAST, bot_settings
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import notes_in_db
 
@@ -92,7 +92,7 @@ async def pool_bot(
     )
     upgrade_to_head(settings.database_url)
     try:
-        async with running(build_application(settings, gated)):
+        async with running(build_bot(settings, gated, timing=FAST)):
             yield telegram
     finally:
         gated.open_all.set()
@@ -143,8 +143,8 @@ async def test_chats_run_side_by_side_and_each_chat_stays_in_order(
     assert gated.finished.index(audio_name(1)) < gated.started.index(audio_name(2))
     assert "libraries" in alice_filed[0].lower() or "library" in alice_filed[0].lower()
     assert "book club" in alice_filed[1].lower()
-    statuses = [(n.id, n.status.value) for n in await notes_in_db(tmp_path)]
-    assert statuses == [(1, "transcribed"), (2, "transcribed"), (3, "transcribed")]
+    states = [(n.id, n.state.value) for n in await notes_in_db(tmp_path)]
+    assert states == [(1, "filed"), (2, "filed"), (3, "filed")]
 
 
 async def test_cancel_and_undo_stop_only_their_own_running_job(
@@ -152,6 +152,8 @@ async def test_cancel_and_undo_stop_only_their_own_running_job(
 ) -> None:
     telegram = pool_bot
     send(telegram, ALICE, "long_speech.ogg", 78)  # note 1
+    # Chats are handled side by side: wait, so that note ids follow the order of sending.
+    await telegram.wait_for(lambda: len(gated.started) == 1)
     send(telegram, BOB, "book_club.ogg", 5)  # note 2
     await telegram.wait_for(lambda: len(gated.started) == 2)  # both running at once
 
@@ -167,8 +169,8 @@ async def test_cancel_and_undo_stop_only_their_own_running_job(
     gated.release(audio_name(3))
     alice_filed = await filed(telegram, ALICE, 1)
     assert "pipeline" in alice_filed[0].lower()
-    notes = {n.id: n.status.value for n in await notes_in_db(tmp_path)}
-    assert notes == {1: "failed", 3: "transcribed"}
+    notes = {n.id: n.state.value for n in await notes_in_db(tmp_path)}
+    assert notes == {1: "failed", 3: "filed"}
 
 
 @pytest.mark.parametrize("pool_bot", [1], indirect=True)

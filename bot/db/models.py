@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.domain import NoteKind
+from bot.notes.lifecycle import FailureCode, NoteState
 
 
 def utcnow() -> datetime:
@@ -32,15 +33,6 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     pass
 
-
-class NoteStatus(enum.StrEnum):
-    RECEIVED = "received"
-    DOWNLOADED = "downloaded"
-    TRANSCRIBED = "transcribed"
-    FAILED = "failed"
-
-
-UNFINISHED_STATUSES = (NoteStatus.RECEIVED, NoteStatus.DOWNLOADED)
 
 # Without AUTOINCREMENT, SQLite hands a deleted row's id to the next row: a note removed by
 # /undo would pass its id (and a queued job or an old button) to the next note.
@@ -105,14 +97,30 @@ class Section(Base):
     article: Mapped[Article] = relationship(back_populates="sections")
 
 
+def _text_enum(enum_class: type[enum.StrEnum], name: str, length: int = 30) -> Enum:
+    # Stored as text: a new member later needs no ALTER TYPE on PostgreSQL.
+    return Enum(
+        enum_class,
+        name=name,
+        values_callable=lambda e: [m.value for m in e],
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+    )
+
+
 class Note(Base):
-    """One message of the writer: a recording or a text, as it came from Telegram."""
+    """One message of the writer: a recording or a text, as it came from Telegram.
+
+    The notes table is also the transcription queue: a QUEUED note is work for a worker, which
+    claims it (`claimed_by`, renewed until `claim_expires_at`); see bot/notes/lifecycle.py.
+    """
 
     __tablename__ = "notes"
     __table_args__ = (
         # A redelivered update maps to the same row.
         UniqueConstraint("chat_id", "message_id", name="uq_notes_chat_message"),
-        Index("ix_notes_status", "status"),
+        Index("ix_notes_state", "state"),
         Index("ix_notes_chat_id_id", "chat_id", "id"),
         _NEVER_REUSE_IDS,
     )
@@ -131,29 +139,36 @@ class Note(Base):
     )
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
-    ack_message_id: Mapped[int | None] = mapped_column(BigInteger)
     file_id: Mapped[str | None] = mapped_column(String(255))
     file_unique_id: Mapped[str | None] = mapped_column(String(255))
     duration: Mapped[int | None] = mapped_column(Integer)
     size: Mapped[int | None] = mapped_column(BigInteger)
+    # What the writer typed under a recording: kept with the note, drafted with it.
+    caption: Mapped[str | None] = mapped_column(Text)
     audio_path: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[NoteStatus] = mapped_column(
-        Enum(NoteStatus, name="note_status", values_callable=lambda e: [m.value for m in e])
-    )
+    state: Mapped[NoteState] = mapped_column(_text_enum(NoteState, "note_state"))
+    # FAILED: why. QUEUED: what held it back last (a service that was down), else empty.
+    failure: Mapped[FailureCode | None] = mapped_column(_text_enum(FailureCode, "failure_code"))
     transcript: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(String(500))
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     transcribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Separate worker processes (SEPARATE_WORKERS): who transcribes the note, until when the
-    # claim holds (renewed while it works; a dead worker's claim runs out and another takes
-    # the note), and whether the writer asked to stop it (/cancel).
+    # The queue: who works on the note and until when the claim holds (renewed while it
+    # works; a dead worker's claim runs out and another takes the note over).
     claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # No worker takes the note before this (a transcription service was down).
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Claims that ran out because the worker died (never a graceful stop), and tries a
+    # transcription service refused: after a few of either the note is set aside.
+    crashes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    service_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Share of the recording transcribed so far (shown while it works).
+    progress: Mapped[float | None] = mapped_column(Float)
 
     parts: Mapped[list[NotePart]] = relationship(
         back_populates="note", order_by="NotePart.position", cascade="all, delete-orphan"
@@ -239,22 +254,74 @@ class DraftVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class OutboxMessage(Base):
-    """A message for a writer that a worker process produced and the bot process sends.
+class InboxUpdate(Base):
+    """A Telegram update, stored before Telegram is told it arrived (see bot/services/inbox.py).
 
-    Only the bot process talks to Telegram's update stream; worker processes leave what the
-    writer should see here (a transcript, a failure, progress) and the bot delivers it.
-    No foreign key: a note deleted with /undo meanwhile must not take its message along.
+    Polling confirms an update (the next getUpdates offset) only once its row is committed;
+    a webhook answers 200 only then. `handled_at` is set once the handlers ran, so a crash in
+    between leaves it to be handled at the next start.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        # Telegram may deliver an update twice; it is handled once.
+        UniqueConstraint("bot_id", "update_id", name="uq_inbox_bot_update"),
+        Index("ix_inbox_unhandled", "handled_at", "id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bot_id: Mapped[int] = mapped_column(BigInteger)
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    # Updates of one chat are handled in order, chats side by side.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)  # the update's JSON as Telegram sent it
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(Base):
+    """Something to tell a writer, kept until Telegram accepted it (bot/services/outbox.py).
+
+    Whoever changes a note (the bot, a worker process) adds a row in the same transaction;
+    the bot process delivers each chat's rows in order, retrying with backoff. A row with a
+    `subject` ("note:17") shows that subject's current state: the messages that show it are
+    edited in place (see MessageView), and older rows of the same subject are superseded.
+    No foreign key: a note deleted meanwhile must not take its message along.
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (_NEVER_REUSE_IDS,)
+    __table_args__ = (Index("ix_outbox_chat_id_id", "chat_id", "id"), _NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    note_id: Mapped[int] = mapped_column(Integer, index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # "outcome" or "progress"
-    payload: Mapped[str] = mapped_column(Text)  # JSON
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str | None] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # JSON
+    # The writer's message the first message of the view replies to.
+    reply_to: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MessageView(Base):
+    """Which Telegram message shows which part of a subject (a note's card, in pieces when it
+    is longer than one message), so a new state edits those messages instead of adding more."""
+
+    __tablename__ = "message_views"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "subject", "position", name="uq_message_views_piece"),
+        Index("ix_message_views_message", "chat_id", "message_id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    subject: Mapped[str] = mapped_column(String(60))
+    position: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class UsageKind(enum.StrEnum):

@@ -1,22 +1,29 @@
-"""Queries, every one scoped by the owner; the caller owns the transaction."""
+"""Queries; the caller owns the transaction.
+
+`Repository` is the writer's view: every query through it is scoped by the owner. The queue,
+the inbox and the outbox span all writers by design and have query classes of their own.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import Insert as PGInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
-    UNFINISHED_STATUSES,
     Article,
+    Base,
     DraftVersion,
+    InboxUpdate,
+    MessageView,
     Note,
     NotePart,
-    NoteStatus,
     OutboxMessage,
     Section,
     SectionDraft,
@@ -26,6 +33,13 @@ from bot.db.models import (
     User,
     utcnow,
 )
+from bot.notes.lifecycle import UNFINISHED, NoteState
+
+
+def _insert(session: AsyncSession, model: type[Base]) -> PGInsert | SQLiteInsert:
+    """An INSERT that can skip duplicates (ON CONFLICT DO NOTHING) on either database."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return pg_insert(model) if dialect == "postgresql" else sqlite_insert(model)
 
 
 class _Scoped:
@@ -89,7 +103,7 @@ class ArticleRepo(_Scoped):
     async def note_counts(self) -> dict[int, int]:
         rows = await self.session.execute(
             select(Note.article_id, func.count(Note.id))
-            .where(Note.owner_id == self.owner_id, Note.status == NoteStatus.TRANSCRIBED)
+            .where(Note.owner_id == self.owner_id, Note.state == NoteState.FILED)
             .group_by(Note.article_id)
         )
         return {article_id: count for article_id, count in rows}
@@ -150,10 +164,8 @@ class NoteRepo(_Scoped):
 
     async def insert_once(self, values: dict[str, object]) -> tuple[int, bool]:
         """Insert a note unless (chat_id, message_id) exists; return its id and if it is new."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         stmt = (
-            insert(Note)
+            _insert(self.session, Note)
             .values(owner_id=self.owner_id, **values)
             .on_conflict_do_nothing(index_elements=["chat_id", "message_id"])
             .returning(Note.id)
@@ -204,7 +216,7 @@ class NoteRepo(_Scoped):
             select(func.count(Note.id)).where(
                 Note.owner_id == self.owner_id,
                 Note.article_id == article_id,
-                Note.status.in_(UNFINISHED_STATUSES),
+                Note.state.in_(UNFINISHED),
             )
         )
         return int(count or 0)
@@ -405,174 +417,266 @@ class Repository:
         self.usage = UsageRepo(session, owner_id)
 
 
-class JobQueries:
-    """Queries for the background worker, which spans all writers by design."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def unfinished_notes(self) -> Sequence[Note]:
-        result = await self.session.scalars(
-            select(Note).where(Note.status.in_(UNFINISHED_STATUSES)).order_by(Note.id)
-        )
-        return result.all()
-
-    async def owner_of(self, note_id: int) -> int | None:
-        return await self.session.scalar(select(Note.owner_id).where(Note.id == note_id))
+async def database_now(session: AsyncSession) -> datetime:
+    """The database's clock (PostgreSQL), so processes on machines whose clocks differ agree
+    on leases; SQLite lives on one machine, whose clock it is."""
+    if session.get_bind().dialect.name == "postgresql":
+        value: datetime | None = await session.scalar(select(func.now()))
+        if value is not None:
+            return value
+    return utcnow()
 
 
-class ClaimQueries:
-    """Note claims for separate worker processes: each unfinished note goes to one worker.
+class QueueQueries:
+    """The transcription queue is the notes table: unfinished notes, claimed one at a time.
 
-    A worker claims the oldest unfinished note of a chat, and only when no other worker holds
-    an earlier note of that chat, so each chat's notes are transcribed in order. On PostgreSQL
-    the claim takes the row with FOR UPDATE SKIP LOCKED, so concurrent workers never wait for
-    each other or take the same note; SQLite serialises writers (BEGIN IMMEDIATE) instead.
-    Lease times are the database's clock, so workers on machines whose clocks differ agree.
+    A note is claimable when it is the oldest unfinished note of its chat (so each chat's notes
+    are transcribed in order), nobody's claim on it still holds, and its retry time has come.
+    Chats served least recently go first, so a writer who sent twenty notes does not starve
+    one who sent one. On PostgreSQL the claim locks the row with FOR UPDATE SKIP LOCKED, so
+    concurrent workers never wait for each other or take the same note; SQLite serialises
+    writers (BEGIN IMMEDIATE) instead.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def now(self) -> datetime:
-        if self.session.get_bind().dialect.name == "postgresql":
-            value: datetime | None = await self.session.scalar(select(func.now()))
-            if value is not None:
-                return value
-        return utcnow()  # SQLite: one machine, one clock
+        return await database_now(self.session)
 
-    async def claim_next(
-        self,
-        worker: str,
-        lease: timedelta,
-        *,
-        now: datetime | None = None,
-        ack_grace: timedelta = timedelta(seconds=10),
-    ) -> int | None:
-        now = now or await self.now()
+    async def next_claimable(self, now: datetime) -> Note | None:
         earlier = Note.__table__.alias("earlier")
         oldest_of_chat = (
             select(func.min(earlier.c.id))
-            .where(earlier.c.chat_id == Note.chat_id, earlier.c.status.in_(UNFINISHED_STATUSES))
+            .where(earlier.c.chat_id == Note.chat_id, earlier.c.state.in_(UNFINISHED))
             .scalar_subquery()
         )
-        note_id = await self.session.scalar(
-            select(Note.id)
+        served = Note.__table__.alias("served")
+        last_served = (
+            select(func.max(served.c.claimed_at))
+            .where(served.c.chat_id == Note.chat_id)
+            .scalar_subquery()
+        )
+        return await self.session.scalar(
+            select(Note)
             .where(
-                Note.status.in_(UNFINISHED_STATUSES),
+                Note.state.in_(UNFINISHED),
                 Note.file_id.is_not(None),
-                (Note.claim_expires_at.is_(None)) | (Note.claim_expires_at < now),
+                Note.claim_expires_at.is_(None) | (Note.claim_expires_at < now),
+                Note.not_before.is_(None) | (Note.not_before <= now),
                 Note.id == oldest_of_chat,
-                # Wait for the bot to store its acknowledgement, so the transcript edits it
-                # (a note whose acknowledgement failed is taken after a few seconds anyway).
-                Note.ack_message_id.is_not(None) | (Note.created_at < now - ack_grace),
             )
-            .order_by(Note.id)
+            .order_by(last_served.asc().nulls_first(), Note.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=Note)
         )
-        if note_id is None:
-            return None
-        await self.session.execute(
-            update(Note)
-            .where(Note.id == note_id)
-            .values(claimed_by=worker, claim_expires_at=now + lease, cancel_requested=False)
-        )
-        return note_id
 
-    async def renew(self, note_id: int, worker: str, lease: timedelta) -> tuple[bool, bool]:
-        """Extend the claim; returns (still ours, cancel requested)."""
-        row = (
-            await self.session.execute(
-                select(Note.claimed_by, Note.cancel_requested, Note.status)
-                .where(Note.id == note_id)
-                .with_for_update()
-            )
-        ).one_or_none()
-        if row is None or row.claimed_by != worker or row.status not in UNFINISHED_STATUSES:
-            return False, False
-        until = await self.now() + lease
-        await self.session.execute(
-            update(Note).where(Note.id == note_id).values(claim_expires_at=until)
-        )
-        return True, bool(row.cancel_requested)
-
-    async def release(self, note_id: int, worker: str) -> None:
-        """Give the note back (this worker stops): the next worker may take it at once."""
-        await self.session.execute(
-            update(Note)
-            .where(Note.id == note_id, Note.claimed_by == worker)
-            .values(claimed_by=None, claim_expires_at=None)
+    async def locked(self, note_id: int) -> Note | None:
+        """The note, its row locked until the transaction ends (claims are checked on it)."""
+        return await self.session.scalar(
+            select(Note).where(Note.id == note_id).with_for_update()
         )
 
-    async def hold(self, note_id: int, worker: str, delay: timedelta) -> None:
-        """Keep an unfinished note from every worker for `delay` (a service is down); it is
-        nobody's meanwhile, so /cancel does not pretend to stop it."""
-        until = await self.now() + delay
-        await self.session.execute(
-            update(Note)
-            .where(
-                Note.id == note_id,
-                Note.claimed_by == worker,
-                Note.status.in_(UNFINISHED_STATUSES),
-            )
-            .values(claimed_by=None, claim_expires_at=until)
-        )
-
-    async def request_cancel(self, owner_id: int) -> bool:
-        """Ask the worker transcribing one of the writer's notes to stop; False if none is."""
+    async def request_cancel(self, owner_id: int, now: datetime) -> int:
+        """Ask the workers transcribing the writer's notes to stop; how many were asked."""
         result = await self.session.execute(
             update(Note)
             .where(
                 Note.owner_id == owner_id,
-                Note.status.in_(UNFINISHED_STATUSES),
-                Note.claimed_by.is_not(None),
-                Note.claim_expires_at >= await self.now(),
+                Note.state == NoteState.TRANSCRIBING,
+                Note.claim_expires_at >= now,
             )
             .values(cancel_requested=True)
         )
-        return bool(getattr(result, "rowcount", 0))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def unfinished_by_chat(self) -> dict[int, int]:
         rows = await self.session.execute(
             select(Note.chat_id, func.count())
-            .where(Note.status.in_(UNFINISHED_STATUSES))
+            .where(Note.state.in_(UNFINISHED))
             .group_by(Note.chat_id)
         )
         return {chat_id: count for chat_id, count in rows}
 
+    async def expire_claims_of(self, prefix: str, now: datetime) -> int:
+        """Claims held by workers named `prefix*` run out now: a restarted process's own
+        claims from before its restart (it died holding them)."""
+        result = await self.session.execute(
+            update(Note)
+            .where(
+                Note.claimed_by.startswith(prefix, autoescape=True),
+                Note.state == NoteState.TRANSCRIBING,
+                Note.claim_expires_at >= now,
+            )
+            .values(claim_expires_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
-class OutboxQueries:
-    """Messages from worker processes waiting for the bot process to send them."""
+
+class InboxQueries:
+    """Updates stored before Telegram is told they arrived."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, note_id: int, kind: str, payload: str) -> None:
-        self.session.add(OutboxMessage(note_id=note_id, kind=kind, payload=payload))
-        await self.session.flush()
+    async def add(
+        self, bot_id: int, update_id: int, chat_id: int | None, payload: str
+    ) -> int | None:
+        """Store an update once; its row id, or None when it was stored before."""
+        stmt = (
+            _insert(self.session, InboxUpdate)
+            .values(
+                bot_id=bot_id,
+                update_id=update_id,
+                chat_id=chat_id,
+                payload=payload,
+                received_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["bot_id", "update_id"])
+            .returning(InboxUpdate.id)
+        )
+        row_id: int | None = await self.session.scalar(stmt)
+        return row_id
 
-    async def pending(self, limit: int) -> Sequence[OutboxMessage]:
+    async def unhandled(self, bot_id: int) -> Sequence[InboxUpdate]:
         result = await self.session.scalars(
-            select(OutboxMessage).order_by(OutboxMessage.id).limit(limit)
+            select(InboxUpdate)
+            .where(InboxUpdate.bot_id == bot_id, InboxUpdate.handled_at.is_(None))
+            .order_by(InboxUpdate.id)
         )
         return result.all()
 
-    async def note_of_ack(self, chat_id: int, ack_message_id: int) -> int | None:
-        return await self.session.scalar(
-            select(Note.id).where(Note.chat_id == chat_id, Note.ack_message_id == ack_message_id)
+    async def get(self, row_id: int) -> InboxUpdate | None:
+        return await self.session.get(InboxUpdate, row_id)
+
+    async def mark_handled(self, row_ids: Sequence[int], when: datetime) -> None:
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.id.in_(row_ids)).values(handled_at=when)
         )
 
-    async def ack_message_id(self, note_id: int) -> int | None:
-        return await self.session.scalar(select(Note.ack_message_id).where(Note.id == note_id))
+    async def prune(self, handled_before: datetime) -> None:
+        await self.session.execute(
+            delete(InboxUpdate).where(
+                InboxUpdate.handled_at.is_not(None), InboxUpdate.handled_at < handled_before
+            )
+        )
 
-    async def statuses(self, note_ids: Sequence[int]) -> dict[int, NoteStatus]:
-        """The status of each note that still exists."""
+
+class OutboxQueries:
+    """What is waiting to be told to writers, and which messages show which subject."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        chat_id: int,
+        kind: str,
+        *,
+        subject: str | None = None,
+        payload: str = "{}",
+        reply_to: int | None = None,
+    ) -> None:
+        self.session.add(
+            OutboxMessage(
+                chat_id=chat_id, subject=subject, kind=kind, payload=payload, reply_to=reply_to
+            )
+        )
+        await self.session.flush()
+
+    async def waiting_chats(self) -> list[tuple[int, datetime | None]]:
+        """Each chat with messages waiting, and when its first one may be sent."""
+        first = (
+            select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("first_id"))
+            .group_by(OutboxMessage.chat_id)
+            .subquery()
+        )
         rows = await self.session.execute(
-            select(Note.id, Note.status).where(Note.id.in_(note_ids))
+            select(OutboxMessage.chat_id, OutboxMessage.not_before).join(
+                first, OutboxMessage.id == first.c.first_id
+            )
         )
-        return {note_id: status for note_id, status in rows}
+        return [(chat_id, not_before) for chat_id, not_before in rows]
 
-    async def remove(self, ids: Sequence[int]) -> None:
-        if ids:
-            await self.session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+    async def first_of_chat(self, chat_id: int) -> OutboxMessage | None:
+        return await self.session.scalar(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id)
+            .order_by(OutboxMessage.id)
+            .limit(1)
+        )
+
+    async def latest_of_subject(self, chat_id: int, subject: str) -> OutboxMessage | None:
+        return await self.session.scalar(
+            select(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.subject == subject)
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+
+    async def payloads_of_subject(self, chat_id: int, subject: str, last_id: int) -> list[str]:
+        rows = await self.session.scalars(
+            select(OutboxMessage.payload)
+            .where(
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.subject == subject,
+                OutboxMessage.id <= last_id,
+            )
+            .order_by(OutboxMessage.id)
+        )
+        return list(rows)
+
+    async def remove_subject_through(self, chat_id: int, subject: str, last_id: int) -> None:
+        """Every message of the subject up to `last_id`: they were shown by one delivery."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.subject == subject,
+                OutboxMessage.id <= last_id,
+            )
+        )
+
+    async def remove(self, row_id: int) -> None:
+        await self.session.execute(delete(OutboxMessage).where(OutboxMessage.id == row_id))
+
+    async def postpone(self, row_id: int, until: datetime) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(not_before=until, attempts=OutboxMessage.attempts + 1)
+        )
+
+    async def pending_count(self) -> int:
+        return int(await self.session.scalar(select(func.count(OutboxMessage.id))) or 0)
+
+    # views -----------------------------------------------------------------------------
+    async def views(self, chat_id: int, subject: str) -> dict[int, int]:
+        """position -> message id of the messages that show the subject."""
+        rows = await self.session.execute(
+            select(MessageView.position, MessageView.message_id).where(
+                MessageView.chat_id == chat_id, MessageView.subject == subject
+            )
+        )
+        return {position: message_id for position, message_id in rows}
+
+    async def set_views(self, chat_id: int, subject: str, views: dict[int, int]) -> None:
+        await self.session.execute(
+            delete(MessageView).where(
+                MessageView.chat_id == chat_id, MessageView.subject == subject
+            )
+        )
+        for position, message_id in sorted(views.items()):
+            self.session.add(
+                MessageView(
+                    chat_id=chat_id, subject=subject, position=position, message_id=message_id
+                )
+            )
+        await self.session.flush()
+
+    async def subject_of_message(self, chat_id: int, message_id: int) -> str | None:
+        """What a message of the bot shows (e.g. "note:17"), if it shows a subject."""
+        return await self.session.scalar(
+            select(MessageView.subject).where(
+                MessageView.chat_id == chat_id, MessageView.message_id == message_id
+            )
+        )

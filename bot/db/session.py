@@ -48,6 +48,10 @@ def create_engine(
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            # A reader in WAL mode sees a snapshot and never waits for a writer.
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
         # Taking the write lock up front means two writers queue on busy_timeout instead of
         # one failing with "database is locked" when it upgrades a read lock mid-transaction.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -55,5 +59,15 @@ def create_engine(
     return engine
 
 
+# Execution option of the engine behind `create_reader_factory`.
+READ_ONLY = "bot_read_only"
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_reader_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for transactions that only read: on SQLite they do not queue for the write
+    lock behind every writer (a write in one of them fails instead of waiting)."""
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)

@@ -13,13 +13,14 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import Article, NoteStatus
+from bot.db.models import Article
 from bot.db.repository import Repository
 from bot.domain import UserError
 from bot.drafting.citations import check_citations
 from bot.drafting.coverage import Figures, StoredPiece, apply_report
 from bot.drafting.markdown import NoteRef, render_article, render_notes_export, slugify
 from bot.llm.schemas import Block, CoverageReport, DraftPiece, NoteForDraft
+from bot.notes.lifecycle import NoteState
 from bot.services.outline import require_article
 from bot.services.usage import llm_usage_recorded
 
@@ -275,7 +276,7 @@ class DraftService:
             article = await _article(repo, article_id)
             by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
             for part, note in await repo.parts.of_article(article.id):
-                if note.status != NoteStatus.TRANSCRIBED:
+                if note.state != NoteState.FILED:
                     continue
                 notes = by_section[part.section_id]
                 label = f"N{note.id}"

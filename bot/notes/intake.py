@@ -1,25 +1,56 @@
-"""Intake: a note is stored, in one short transaction, before anything slow happens."""
+"""Intake: a note is stored, in one short transaction, before anything slow happens.
+
+The same transaction adds the outbox row that acknowledges it, so a note is never stored
+without the writer hearing about it, nor acknowledged without being stored.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import NoteStatus, utcnow
+from bot.db.models import utcnow
 from bot.db.repository import Repository
 from bot.domain import FiledPart, IncomingMedia, IntakeResult, NoteKind, UserError
 from bot.notes.archive import ArchivedNote
+from bot.notes.cards import show_note
 from bot.notes.filing import file_transcript
+from bot.notes.lifecycle import NoteState
 from bot.services.outline import ensure_active_section
+
+# Telegram allows 1024 characters in a caption; a forwarded one may carry more.
+MAX_CAPTION_CHARS = 4096
+
+
+def _nothing() -> None:
+    pass
 
 
 class IntakeService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        on_queued: Callable[[], None] = _nothing,
+        on_outbox: Callable[[], None] = _nothing,
+    ) -> None:
+        """`on_queued`: a recording was queued (wakes this process's workers); `on_outbox`:
+        a message for the writer was added (wakes the delivery)."""
         self._sessions = sessions
+        self._on_queued = on_queued
+        self._on_outbox = on_outbox
 
     async def receive_media(
-        self, owner_id: int, chat_id: int, message_id: int, media: IncomingMedia
+        self,
+        owner_id: int,
+        chat_id: int,
+        message_id: int,
+        media: IncomingMedia,
+        caption: str = "",
     ) -> IntakeResult:
-        """Persist a recording (status received) so a crash after this loses nothing."""
+        """Persist a recording (queued) and its acknowledgement; a crash after this loses
+        nothing."""
         result, _ = await self._receive(
             owner_id,
             chat_id,
@@ -30,10 +61,13 @@ class IntakeService:
                 "file_unique_id": media.file_unique_id,
                 "duration": media.duration,
                 "size": media.size,
-                "status": NoteStatus.RECEIVED,
+                "caption": caption.strip()[:MAX_CAPTION_CHARS] or None,
+                "state": NoteState.QUEUED,
             },
             text=None,
         )
+        if result.is_new:
+            self._on_queued()
         return result
 
     async def receive_text(
@@ -49,7 +83,7 @@ class IntakeService:
             message_id,
             {
                 "kind": NoteKind.TEXT,
-                "status": NoteStatus.TRANSCRIBED,
+                "state": NoteState.FILED,
                 "transcript": text,
                 "transcribed_at": utcnow(),
             },
@@ -58,12 +92,14 @@ class IntakeService:
         return result
 
     async def import_archived(
-        self, owner_id: int, chat_id: int, note: ArchivedNote
+        self, owner_id: int, chat_id: int, note: ArchivedNote, *, reply_to: int | None = None
     ) -> tuple[bool, list[FiledPart]]:
         """Store an archived transcript as a finished note, split at spoken titles.
 
         Imports are not Telegram messages: a negative message id derived from the file keeps
         them apart from real messages and makes a second import of the same file a no-op.
+        `reply_to`: the chat message that carried the file; the writer is told there (an
+        import from the command line tells nobody).
         """
         result, parts = await self._receive(
             owner_id,
@@ -71,21 +107,17 @@ class IntakeService:
             -note.key,
             {
                 "kind": note.kind,
-                "status": NoteStatus.TRANSCRIBED,
+                "state": NoteState.FILED,
                 "transcript": note.text,
                 "transcribed_at": note.created_at,
                 "created_at": note.created_at,
             },
             text=note.text,
             split_at_titles=True,
+            announce=reply_to is not None,
+            reply_to=reply_to,
         )
         return result.is_new, parts
-
-    async def remember_ack(self, owner_id: int, note_id: int, ack_message_id: int) -> None:
-        async with self._sessions.begin() as session:
-            note = await Repository(session, owner_id).notes.get(note_id)
-            if note is not None:
-                note.ack_message_id = ack_message_id
 
     async def _receive(
         self,
@@ -96,6 +128,8 @@ class IntakeService:
         *,
         text: str | None,
         split_at_titles: bool = False,
+        announce: bool = True,
+        reply_to: int | None = None,
     ) -> tuple[IntakeResult, list[FiledPart]]:
         """Insert the note once; a note that comes with its text is filed in the same go."""
         async with self._sessions.begin() as session:
@@ -112,18 +146,29 @@ class IntakeService:
                 }
             )
             parts: list[FiledPart] = []
-            if is_new and text is not None:
+            if is_new:
                 note = await repo.notes.get(note_id)
                 assert note is not None
-                if split_at_titles:
-                    parts = await file_transcript(repo, note, text)
-                else:
-                    await repo.parts.add(note, section.id, text)
-            return IntakeResult(
-                note_id=note_id,
-                is_new=is_new,
-                article_title=article.title,
-                section_number=section.position,
-                section_title=section.title,
-                created_default_article=created and is_new,
-            ), parts
+                if text is not None:
+                    if split_at_titles:
+                        parts = await file_transcript(repo, note, text)
+                    else:
+                        await repo.parts.add(note, section.id, text)
+                if announce:
+                    context: dict[str, object] = {}
+                    if created:
+                        context["started_article"] = article.title
+                    if split_at_titles:
+                        context["imported"] = True
+                    await show_note(session, note, reply_to=reply_to, **context)
+        if is_new and announce:
+            self._on_outbox()
+        return IntakeResult(
+            note_id=note_id,
+            is_new=is_new,
+            article_title=article.title,
+            section_number=section.position,
+            section_title=section.title,
+            created_default_article=created and is_new,
+        ), parts
+

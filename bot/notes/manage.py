@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import UNFINISHED_STATUSES, NoteStatus
 from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteKind, SectionInfo, UserError
+from bot.notes.cards import note_subject
+from bot.notes.lifecycle import UNFINISHED, NoteState
 from bot.notes.titles import SectionTitle, split_by_spoken_titles
+from bot.services.outbox import post_view
 from bot.services.outline import MAX_SECTIONS, clean_title, normalise_title, require_article
 
 PREVIEW_WORDS = 12
+# Words can be long (a URL): a preview is cut at this many characters too.
+PREVIEW_CHARS = 90
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,6 @@ class Undone:
     preview: str  # empty while the note was still being transcribed
     pending: bool
     failed: bool  # it had not been filed (no speech, damaged audio…)
-    chat_id: int
-    ack_message_id: int | None
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,22 @@ class Moved:
 
 def preview(text: str) -> str:
     words = text.split()
-    return " ".join(words[:PREVIEW_WORDS]) + ("…" if len(words) > PREVIEW_WORDS else "")
+    shown = " ".join(words[:PREVIEW_WORDS])
+    if len(shown) > PREVIEW_CHARS:
+        return shown[: PREVIEW_CHARS - 1].rstrip() + "…"
+    return shown + ("…" if len(words) > PREVIEW_WORDS else "")
 
 
 class NotesService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`on_outbox`: a message for the writer was added (wakes the delivery)."""
         self._sessions = sessions
+        self._on_outbox = on_outbox
 
     async def section_notes(self, owner_id: int, number: int | None) -> SectionNotes:
         """The notes of section `number` (default: the active section), oldest first."""
@@ -150,13 +163,17 @@ class NotesService:
             undone = Undone(
                 note_id=note.id,
                 preview=preview(note.transcript or ""),
-                pending=note.status in UNFINISHED_STATUSES,
-                failed=note.status == NoteStatus.FAILED,
-                chat_id=note.chat_id,
-                ack_message_id=note.ack_message_id,
+                pending=note.state in UNFINISHED,
+                failed=note.state == NoteState.FAILED,
             )
             audio = Path(note.audio_path) if note.audio_path else None
+            if undone.pending:
+                # Its card says "Transcribing…": it now says the note is gone. A worker that
+                # has it notices at its next beat and stops without a word.
+                await post_view(session, note.chat_id, note_subject(note.id), removed=True)
             await repo.notes.delete(note)
+        if undone.pending:
+            self._on_outbox()
         if audio is not None:  # a downloaded recording nobody will transcribe now
             audio.unlink(missing_ok=True)
         return undone
@@ -215,7 +232,7 @@ class NotesService:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             note = await repo.notes.by_message(chat_id, message_id)
-            if note is None or note.kind != NoteKind.TEXT or note.status != NoteStatus.TRANSCRIBED:
+            if note is None or note.kind != NoteKind.TEXT or note.state != NoteState.FILED:
                 return None
             if not new_text:
                 raise UserError("An edited note can't be empty; use /undo or /notes to delete it.")

@@ -49,8 +49,8 @@ class OutlineService:
         titles: list[str] = []
         seen: set[str] = set()
         for line in lines:
-            if not line.strip():
-                continue
+            if not re.search(r"\w", line):
+                continue  # blank, or a separator such as "---" pasted with the list
             title = clean_title(line, "section title")
             key = normalise_title(title)
             if key and key not in seen:

@@ -29,10 +29,10 @@ from bot.drafting.service import DraftService
 from bot.notes.archive import parse_archived_note
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
+from bot.notes.queue import NoteQueue
+from bot.notes.transcribe import DownloadError
 from bot.render import escape, markdown_to_messages
 from bot.services.outline import OutlineService
-from bot.services.remote_jobs import TranscriptionQueue
-from bot.services.transcription_jobs import DownloadError
 from bot.services.usage import UsageService
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
@@ -55,6 +55,7 @@ COMMANDS = [
     BotCommand("notes", "A section's notes, to move or delete"),
     BotCommand("undo", "Delete your last note"),
     BotCommand("cancel", "Stop the running transcription"),
+    BotCommand("retry", "Try set-aside recordings again"),
     BotCommand("usage", "Audio minutes and LLM tokens this month"),
     BotCommand("help", "How this bot works"),
 ]
@@ -66,7 +67,7 @@ class ChatHandlers:
 
     outline: OutlineService
     intake: IntakeService
-    worker: TranscriptionQueue
+    queue: NoteQueue
     drafts: DraftService
     notes: NotesService
     usage: UsageService
@@ -91,6 +92,7 @@ class ChatHandlers:
             "notes": self.show_notes,
             "undo": self.undo,
             "cancel": self.cancel,
+            "retry": self.retry,
             "usage": self.show_usage,
         }
         for name, callback in commands.items():
@@ -248,6 +250,9 @@ class ChatHandlers:
                         texts.section_notes(page, ids[1]),
                         reply_markup=keyboards.section_notes(page, ids[1]),
                     )
+            elif action == keyboards.RETRY and len(ids) == 1:
+                count = await self.queue.retry(user_id, ids[0])
+                await query.answer(texts.alert(texts.retried(count)))
             elif action == keyboards.DELETE and len(ids) == 1:
                 preview = await self.notes.delete_part(user_id, ids[0])
                 await query.answer(texts.DELETED_SHORT)
@@ -273,10 +278,6 @@ class ChatHandlers:
         """/undo: delete the writer's last note."""
         user_id, _ = _ids(update)
         undone = await self.notes.undo_last(user_id)
-        running = self.worker.forget(undone.note_id)
-        if undone.pending and not running and undone.ack_message_id is not None:
-            # Still queued: nothing else will touch its acknowledgement, so update it here.
-            await self.chat.edit(undone.chat_id, undone.ack_message_id, texts.UNDONE_IN_PROGRESS)
         await self._reply(update, texts.undone(undone))
 
     async def edited_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -309,7 +310,12 @@ class ChatHandlers:
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/cancel: stop the writer's running transcription."""
         user_id, _ = _ids(update)
-        await self._reply(update, texts.cancelled(await self.worker.cancel(user_id)))
+        await self._reply(update, texts.cancelled(await self.queue.request_cancel(user_id)))
+
+    async def retry(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/retry: queue the writer's set-aside recordings again."""
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.retried(await self.queue.retry(user_id)))
 
     async def show_usage(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/usage: audio minutes and LLM tokens of this calendar month."""
@@ -374,30 +380,17 @@ class ChatHandlers:
             await self._reply(update, texts.too_big(media.size, self.download_limit))
             return
         user_id, chat_id = _ids(update)
-        result = await self.intake.receive_media(user_id, chat_id, message.message_id, media)
-        if not result.is_new:
-            return  # Telegram redelivered it: it was acknowledged and queued the first time
-        try:
-            ack = await self.chat.send(
-                chat_id, texts.voice_received(result), reply_to=message.message_id
-            )
-            if ack is not None:
-                await self.intake.remember_ack(user_id, result.note_id, ack.message_id)
-        except Exception:
-            # The note is stored, so no apology (it would make the writer send it twice):
-            # it is transcribed anyway and the transcript comes as a new message.
-            log.warning("Could not acknowledge note %s", result.note_id, exc_info=True)
-        self.worker.enqueue(result.note_id, chat_id)
+        # Stored with its acknowledgement, which the outbox delivers (and retries).
+        await self.intake.receive_media(
+            user_id, chat_id, message.message_id, media, message.caption or ""
+        )
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A typed note: filed under the active section straight away."""
         message = _message(update)
         user_id, chat_id = _ids(update)
-        result = await self.intake.receive_text(
-            user_id, chat_id, message.message_id, message.text or ""
-        )
-        if result.is_new:
-            await self._reply(update, texts.text_filed(result))
+        # Filed with its reply, which the outbox delivers (and retries).
+        await self.intake.receive_text(user_id, chat_id, message.message_id, message.text or "")
 
     async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Files the bot cannot transcribe; audio sent as a document is accepted."""
@@ -432,8 +425,11 @@ class ChatHandlers:
             await self._reply(update, texts.IMPORT_NOT_UTF8)
             return
         note = parse_archived_note(document.file_name or "transcript.txt", raw)
-        created, parts = await self.intake.import_archived(user_id, chat_id, note)
-        await self._reply(update, texts.imported(created, note.created_at, parts))
+        created, _ = await self.intake.import_archived(
+            user_id, chat_id, note, reply_to=message.message_id
+        )
+        if not created:  # a new import is announced by its card, through the outbox
+            await self._reply(update, texts.ALREADY_IMPORTED)
 
     # helpers ---------------------------------------------------------------------------
     async def _reply(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
-import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message
@@ -20,10 +20,9 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.domain import TranscriptionOutcome
-from bot.render import SAFE_MESSAGE_LIMIT, html_to_plain, utf16_len
-from bot.services.transcription_jobs import DownloadError
-from bot.telegram import keyboards, texts
+from bot.notes.transcribe import DownloadError
+from bot.render import html_to_plain, split_html
+from bot.telegram import texts
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ MAX_FLOOD_WAITS = 3
 MAX_FLOOD_WAIT_S = 60.0
 
 
-def _seconds(value: int | dtm.timedelta) -> float:
+def seconds(value: int | dtm.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
@@ -47,20 +46,24 @@ class ChatGone(Exception):
 class TelegramChat:
     """Sends and edits messages; every call goes through the same safety net."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, flood_waits: int = MAX_FLOOD_WAITS) -> None:
+        """`flood_waits`: how often a direct reply waits out flood control before it gives up."""
         self.bot = bot
+        self._flood_waits = flood_waits
 
-    async def _call(self, factory: object) -> Message | bool:
-        """Run a Bot API call, waiting out flood control a few times."""
-        assert callable(factory)
-        for attempt in range(MAX_FLOOD_WAITS + 1):
+    async def _call(
+        self, factory: Callable[[], Awaitable[Message | bool]], *, wait_floods: bool = True
+    ) -> Message | bool:
+        """Run a Bot API call. With `wait_floods`, flood control is waited out a few times
+        (a direct reply in the chat's own lane); without, RetryAfter reaches the caller,
+        who schedules the retry (the outbox)."""
+        for attempt in range(self._flood_waits + 1):
             try:
-                result: Message | bool = await factory()
-                return result
+                return await factory()
             except RetryAfter as exc:
-                if attempt == MAX_FLOOD_WAITS:
+                if not wait_floods or attempt == self._flood_waits:
                     raise
-                wait = min(_seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
+                wait = min(seconds(exc.retry_after), MAX_FLOOD_WAIT_S)
                 log.warning("Telegram flood control: waiting %.0f s", wait)
                 await asyncio.sleep(wait)
             except Forbidden as exc:
@@ -80,22 +83,33 @@ class TelegramChat:
         reply_to: int | None = None,
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> Message | None:
-        """Send HTML, split to Telegram's limit; returns the first message sent."""
+        """Send HTML, split to Telegram's limit; returns the first message sent (None when
+        the chat blocked the bot)."""
         first: Message | None = None
         chunks = split_html(html)
-        for index, chunk in enumerate(chunks):
-            markup = reply_markup if index == len(chunks) - 1 else None
-            message = await self._send_one(chat_id, chunk, reply_to if index == 0 else None, markup)
-            first = first or message
+        try:
+            for index, chunk in enumerate(chunks):
+                markup = reply_markup if index == len(chunks) - 1 else None
+                message = await self.send_one(
+                    chat_id, chunk, reply_to=reply_to if index == 0 else None, markup=markup
+                )
+                first = first or message
+        except ChatGone:
+            log.info("Chat %s blocked the bot; message dropped", chat_id)
         return first
 
-    async def _send_one(
+    async def send_one(
         self,
         chat_id: int,
         html: str,
-        reply_to: int | None,
-        markup: InlineKeyboardMarkup | None,
-    ) -> Message | None:
+        *,
+        reply_to: int | None = None,
+        markup: InlineKeyboardMarkup | None = None,
+        wait_floods: bool = True,
+    ) -> Message:
+        """Send one message of HTML (within the limit); HTML Telegram cannot parse is sent as
+        plain text. Raises ChatGone, and TelegramError for what the caller must decide."""
+
         async def send(text: str, parse_mode: str | None) -> Message | bool:
             return await self.bot.send_message(
                 chat_id,
@@ -108,18 +122,57 @@ class TelegramChat:
             )
 
         try:
+            result = await self._call(lambda: send(html, ParseMode.HTML), wait_floods=wait_floods)
+        except BadRequest as exc:
+            if not _is_parse_error(exc):
+                raise
+            # Not a network error: retrying the same text would fail the same way.
+            log.warning("Telegram rejected our HTML; sending plain text instead")
+            result = await self._call(
+                lambda: send(html_to_plain(html), None), wait_floods=wait_floods
+            )
+        assert isinstance(result, Message)
+        return result
+
+    async def edit_one(
+        self,
+        chat_id: int,
+        message_id: int,
+        html: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        wait_floods: bool = True,
+    ) -> bool:
+        """Edit one message to show HTML (within the limit). False when the message cannot be
+        edited any more (deleted, too old): the caller sends it anew. Raises ChatGone, and
+        TelegramError for what the caller must decide."""
+
+        async def edit(text: str, parse_mode: str | None) -> Message | bool:
+            return await self.bot.edit_message_text(
+                text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=parse_mode,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+
+        try:
             try:
-                result = await self._call(lambda: send(html, ParseMode.HTML))
+                await self._call(lambda: edit(html, ParseMode.HTML), wait_floods=wait_floods)
             except BadRequest as exc:
                 if not _is_parse_error(exc):
                     raise
-                # Not a network error: retrying the same text would fail the same way.
-                log.warning("Telegram rejected our HTML; sending plain text instead")
-                result = await self._call(lambda: send(html_to_plain(html), None))
-        except ChatGone:
-            log.info("Chat %s blocked the bot; message dropped", chat_id)
-            return None
-        return result if isinstance(result, Message) else None
+                await self._call(lambda: edit(html_to_plain(html), None), wait_floods=wait_floods)
+        except BadRequest as exc:
+            text = exc.message.lower()
+            if "message is not modified" in text:
+                return True
+            if "message to edit not found" in text or "can't be edited" in text:
+                log.info("Could not edit message %s: %s", message_id, exc.message)
+                return False
+            raise
+        return True
 
     async def edit(
         self,
@@ -129,39 +182,25 @@ class TelegramChat:
         *,
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> None:
-        """Edit a message; text beyond one message continues in new messages."""
+        """Edit a message (a direct reply to a button); text beyond one message continues in
+        new messages, and a message that cannot be edited is sent anew."""
         chunks = split_html(html)
-
-        async def edit(text: str, parse_mode: str | None) -> Message | bool:
-            return await self.bot.edit_message_text(
-                text,
-                chat_id=chat_id,
-                message_id=message_id,
-                parse_mode=parse_mode,
-                reply_markup=reply_markup if len(chunks) == 1 else None,
-                disable_web_page_preview=True,
-            )
-
         try:
-            try:
-                await self._call(lambda: edit(chunks[0], ParseMode.HTML))
-            except BadRequest as exc:
-                if "message is not modified" in exc.message.lower():
-                    pass
-                elif _is_parse_error(exc):
-                    await self._call(lambda: edit(html_to_plain(chunks[0]), None))
-                else:
-                    # The message may be gone or too old to edit: say it anew instead.
-                    log.info("Could not edit message %s: %s", message_id, exc.message)
-                    await self.send(chat_id, "\n\n".join(chunks), reply_markup=reply_markup)
-                    return
+            edited = await self.edit_one(
+                chat_id,
+                message_id,
+                chunks[0],
+                markup=reply_markup if len(chunks) == 1 else None,
+            )
+            if not edited:
+                await self.send(chat_id, "\n\n".join(chunks), reply_markup=reply_markup)
+                return
+            for index, chunk in enumerate(chunks[1:], start=1):
+                await self.send_one(
+                    chat_id, chunk, markup=reply_markup if index == len(chunks) - 1 else None
+                )
         except ChatGone:
             log.info("Chat %s blocked the bot; edit dropped", chat_id)
-            return
-        for index, chunk in enumerate(chunks[1:], start=1):
-            await self._send_one(
-                chat_id, chunk, None, reply_markup if index == len(chunks) - 1 else None
-            )
 
     async def download_bytes(self, file_id: str) -> bytes:
         """A small file from the chat, in memory; DownloadError when it cannot be had."""
@@ -199,102 +238,6 @@ class TelegramChat:
             log.info("Chat %s blocked the bot; document dropped", chat_id)
 
 
-_HTML_ATOM = re.compile(r"<[^<>]*>|&#?\w+;|[\s\S]")
-_HTML_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)")
-_OpenTags = tuple[tuple[str, str], ...]  # (name, opening tag as written), outermost first
-
-
-def split_html(html: str, limit: int = SAFE_MESSAGE_LIMIT) -> list[str]:
-    """Split Telegram HTML under limit, preferring paragraph, line, sentence, word breaks.
-
-    A cut never falls inside a tag or a character entity, and tags open at a cut are closed
-    at the end of the chunk and opened again at the start of the next one, so every chunk is
-    valid HTML on its own.
-    """
-    if utf16_len(html) <= limit:
-        return [html]
-    atoms = _HTML_ATOM.findall(html)
-    chunks: list[str] = []
-    carried: _OpenTags = ()
-    start = 0
-    while True:
-        while start < len(atoms) and atoms[start].isspace():
-            start += 1
-        if start >= len(atoms):
-            return chunks
-        prefix = "".join(tag for _, tag in carried)
-        size = utf16_len(prefix)
-        stacks = [carried]  # stacks[k]: tags open after atoms[start : start + k]
-        breaks: dict[int, int] = {}  # break rank -> atom index just after the latest break
-        end = start
-        while end < len(atoms):
-            atom = atoms[end]
-            stack = _open_after(stacks[-1], atom)
-            if end > start and size + utf16_len(atom) + _closers_len(stack) > limit:
-                break
-            size += utf16_len(atom)
-            stacks.append(stack)
-            end += 1
-            rank = _break_rank(atoms, end - 1)
-            if rank is not None:
-                breaks[rank] = end
-        cut = end
-        if end < len(atoms):
-            for rank in range(4):
-                position = breaks.get(rank)
-                # A paragraph break anywhere; a lesser break only past the first third.
-                if position is not None and (rank == 0 or position - start > (end - start) // 3):
-                    cut = position
-                    break
-            else:
-                while cut - 1 > start and _is_start_tag(atoms[cut - 1]):
-                    cut -= 1  # a hard cut leaves no empty tag pair behind
-        body_end = cut
-        while body_end > start and atoms[body_end - 1].isspace():
-            body_end -= 1
-        open_tags = stacks[cut - start]
-        closers = "".join(f"</{name}>" for name, _ in reversed(open_tags))
-        chunk = prefix + "".join(atoms[start:body_end]) + closers
-        if html_to_plain(chunk).strip():
-            chunks.append(chunk)
-        carried = open_tags
-        start = cut
-
-
-def _is_start_tag(atom: str) -> bool:
-    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
-    return tag is not None and not tag.group(1)
-
-
-def _open_after(stack: _OpenTags, atom: str) -> _OpenTags:
-    """The open tags after atom (a start tag, an end tag, or any other text)."""
-    tag = _HTML_TAG.match(atom) if atom.endswith(">") else None
-    if tag is None:
-        return stack
-    name = tag.group(2).lower()
-    if not tag.group(1):
-        return (*stack, (name, atom))
-    for index in range(len(stack) - 1, -1, -1):
-        if stack[index][0] == name:
-            return stack[:index] + stack[index + 1 :]
-    return stack
-
-
-def _closers_len(stack: _OpenTags) -> int:
-    return sum(len(name) + 3 for name, _ in stack)
-
-
-def _break_rank(atoms: list[str], index: int) -> int | None:
-    """How good a cut right after atoms[index] is: 0 paragraph, 1 line, 2 sentence, 3 word."""
-    atom = atoms[index]
-    previous = atoms[index - 1] if index > 0 else ""
-    if atom == "\n":
-        return 0 if previous == "\n" else 1
-    if atom == " ":
-        return 2 if previous in (".", "!", "?") else 3
-    return None
-
-
 class TelegramAudioSource:
     """Downloads recordings through the Bot API (getFile, then the file URL)."""
 
@@ -321,28 +264,3 @@ class TelegramAudioSource:
             raise DownloadError(f"{type(exc).__name__}: {exc.message}") from exc
         except OSError as exc:
             raise DownloadError(f"cannot write audio: {type(exc).__name__}") from exc
-
-
-class TelegramNotifier:
-    """Tells the writer how transcriptions went, editing the acknowledgement in place."""
-
-    def __init__(self, chat: TelegramChat) -> None:
-        self.chat = chat
-
-    async def deliver(self, outcome: TranscriptionOutcome) -> None:
-        text = texts.transcription_done(outcome)
-        markup = keyboards.filed_parts(outcome.parts, outcome.suggestions) if outcome.ok else None
-        if outcome.ack_message_id is not None:
-            await self.chat.edit(outcome.chat_id, outcome.ack_message_id, text, reply_markup=markup)
-        else:
-            await self.chat.send(outcome.chat_id, text, reply_markup=markup)
-
-    async def progress(self, chat_id: int, ack_message_id: int, percent: int) -> None:
-        # A courtesy: one plain edit attempt, no flood waits, no new message if it fails
-        # (the writer may have deleted the acknowledgement).
-        try:
-            await self.chat.bot.edit_message_text(
-                texts.progress(percent), chat_id=chat_id, message_id=ack_message_id
-            )
-        except Exception:
-            log.debug("Progress update failed", exc_info=True)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain import FiledPart, Outline, SectionInfo, SuggestedSection
+from bot.domain import FiledPart, NoteCard, NoteKind, Outline, SectionInfo, SuggestedSection
+from bot.notes.lifecycle import NoteState
 from bot.notes.manage import SectionNotes
 from bot.render import shorten
 from bot.telegram import texts
@@ -17,6 +18,7 @@ MOVE_TO = "mvto"
 DELETE = "del"
 ADD_SECTION = "addsec"
 PAGE = "pg"
+RETRY = "retry"
 LABEL_CHARS = 40
 
 
@@ -68,6 +70,20 @@ def filed_parts(
     return InlineKeyboardMarkup(rows) if rows else None
 
 
+def note_card(card: NoteCard) -> InlineKeyboardMarkup | None:
+    """Under a filed recording: move its parts, add spoken headings; under a set-aside one:
+    try it again."""
+    if card.state == NoteState.FILED:
+        if card.kind == NoteKind.TEXT or card.imported:
+            return None
+        return filed_parts(card.parts, card.suggestions)
+    if card.state == NoteState.FAILED and card.retryable:
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton("🔁 Try again", callback_data=f"{RETRY}:{card.note_id}")]]
+        )
+    return None
+
+
 def section_notes(page: SectionNotes, start: int | None = None) -> InlineKeyboardMarkup | None:
     if not page.notes:
         return None
@@ -107,7 +123,20 @@ def move_targets(part_id: int, targets: Sequence[SectionInfo]) -> InlineKeyboard
     )
 
 
+# Ids (database ids, page offsets) fit a signed 64-bit integer.
+MAX_ID = 2**63 - 1
+
+
 def parse(data: str) -> tuple[str, list[int]]:
-    """Split callback data into its action and integer ids; ValueError if it is malformed."""
-    action, *ids = data.split(":")
-    return action, [int(i) for i in ids]
+    """Split callback data into its action and integer ids; ValueError if it is malformed
+    (anybody can send any callback data, so nothing in it is trusted)."""
+    action, *parts = data.split(":")
+    ids = []
+    for part in parts:
+        if not part.isdigit() or len(part) > 19:
+            raise ValueError(data)
+        value = int(part)
+        if value > MAX_ID:
+            raise ValueError(data)
+        ids.append(value)
+    return action, ids

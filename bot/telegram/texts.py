@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bot.domain import (
     ArticleInfo,
     FiledPart,
-    IntakeResult,
+    NoteCard,
+    NoteKind,
+    Notice,
+    NoticeKind,
     Outline,
     SectionInfo,
-    TranscriptionOutcome,
 )
 from bot.drafting.markdown import stamp
 from bot.drafting.service import DraftResult
+from bot.notes.lifecycle import FailureCode, NoteState
 from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 from bot.render import escape, shorten
 from bot.services.usage import UsageSummary
@@ -40,6 +41,7 @@ or to the sections whose titles you say aloud.
 /notes [<i>n</i>] – the notes of section n (or the active one), to move or delete
 /undo – delete your last note
 /cancel – stop the transcription that is running
+/retry – try set-aside recordings again
 /usage – audio minutes and LLM tokens used this month
 /help – this message"""
 
@@ -114,40 +116,93 @@ def article_switched(outline_: Outline) -> str:
     return outline(outline_, f"Switched to “<b>{escape(outline_.article.title)}</b>”.")
 
 
-def _where(result: IntakeResult) -> str:
-    return f"<b>{result.section_number}. {escape(result.section_title)}</b>"
+# A note's card: the message that acknowledges a note, then shows its progress, its transcript
+# and where it was filed, or why it was not (bot/notes/cards.py builds it from the database).
+
+NOTE_REMOVED = "↩️ Removed before it was transcribed."
+ALREADY_IMPORTED = "I already have that transcript; nothing new was filed."
+KEPT_AND_RETRYING = "Your recording is kept; I'll try again in a few minutes."
+SET_ASIDE = "I set the recording aside: the button below (or /retry) tries it again."
+
+FAILURES = {
+    FailureCode.NO_SPEECH: "I couldn't hear any speech in that recording, so I didn't file it.",
+    FailureCode.UNREADABLE: (
+        "I couldn't read that recording (the file looks damaged or isn't audio). "
+        "Nothing was filed; please send it again."
+    ),
+    FailureCode.CUT_OFF: (
+        "That recording looks cut off (it is much shorter than Telegram says), so I didn't "
+        "file it. Please send it again."
+    ),
+    FailureCode.DOWNLOAD_FAILED: "I couldn't download that recording from Telegram.",
+    FailureCode.CANCELLED: "Transcription cancelled. Nothing was filed.",
+    FailureCode.GAVE_UP: "I couldn't transcribe that recording after several tries.",
+    FailureCode.SERVICE_DOWN: "The transcription service isn't answering right now.",
+    FailureCode.SERVICE_REFUSED: (
+        "The transcription service refused the request (its API key, model or quota needs a "
+        "look)."
+    ),
+    FailureCode.TOO_LARGE_FOR_SERVICE: (
+        "That recording is over 25 MB, more than the transcription service takes. "
+        "Please send a shorter one."
+    ),
+}
 
 
-def _default_article_note(result: IntakeResult) -> str:
-    if not result.created_default_article:
-        return ""
-    return (
-        f"(You had no article, so I started “{escape(result.article_title)}”. "
+def note_card(card: NoteCard) -> str:
+    where = f"<b>{card.section_number}. {escape(card.section_title)}</b>"
+    started = (
+        f"(You had no article, so I started “{escape(card.started_article)}”. "
         "Give it sections with /outline.)\n"
+        if card.started_article
+        else ""
     )
+    if card.state == NoteState.FILED:
+        if card.imported:
+            when = stamp(card.created_at) if card.created_at else "an earlier day"
+            return f"{started}📥 Imported the transcript of {when} into {_places(card.parts)}."
+        if card.kind == NoteKind.TEXT:
+            return f"{started}📝 Filed under {_places(card.parts) or where}."
+        return started + _filed(card)
+    if card.state == NoteState.FAILED:
+        reason = FAILURES[card.failure] if card.failure else FAILURES[FailureCode.UNREADABLE]
+        return f"⚠️ {escape(reason)}" + (f" {SET_ASIDE}" if card.retryable else "")
+    if card.failure is not None:  # queued again after a service was down
+        return f"⏳ {escape(FAILURES[card.failure])} {KEPT_AND_RETRYING}"
+    if card.progress is not None:
+        return f"🎙 Transcribing… {int(card.progress * 100)}%"
+    return f"{started}🎙 Got it. Transcribing for {where}…"
 
 
-def voice_received(result: IntakeResult) -> str:
-    return f"{_default_article_note(result)}🎙 Got it. Transcribing for {_where(result)}…"
+def _places(parts: list[FiledPart]) -> str:
+    seen: list[str] = []
+    for part in parts:
+        place = f"<b>{part.section_number}. {escape(part.section_title)}</b>"
+        if place not in seen:
+            seen.append(place)
+    return ", ".join(seen)
 
 
-def text_filed(result: IntakeResult) -> str:
-    return f"{_default_article_note(result)}📝 Filed under {_where(result)}."
-
-
-def too_big(size_bytes: int, limit_bytes: int) -> str:
-    return (
-        f"That recording is {size_bytes / 1_048_576:.1f} MB, and Telegram lets bots download "
-        f"at most {limit_bytes // 1_048_576} MB. Please send a shorter one (or split it)."
-    )
-
-
-def transcription_done(outcome: TranscriptionOutcome) -> str:
-    if not outcome.ok:
-        return f"⚠️ {escape(outcome.failure)}"
-    text = _filed(outcome.transcript, outcome.parts)
-    if outcome.suggestions:
-        spoken = ", ".join(f"“{escape(s.title)}”" for s in outcome.suggestions)
+def _filed(card: NoteCard) -> str:
+    if len(card.parts) <= 1:
+        part = card.parts[0] if card.parts else None
+        where = (
+            f"<b>{part.section_number}. {escape(part.section_title)}</b>"
+            if part
+            else f"<b>{card.section_number}. {escape(card.section_title)}</b>"
+        )
+        caption = f"<i>{escape(card.caption)}</i>\n\n" if card.caption else ""
+        text = f"✅ Filed under {where}:\n\n{caption}{escape(card.transcript)}"
+    else:
+        lines = [f"✅ You spoke section titles, so I filed this note in {len(card.parts)} parts:"]
+        for index, part in enumerate(card.parts, start=1):
+            lines.append(
+                f"\n<b>Part {index} → {part.section_number}. {escape(part.section_title)}</b>\n"
+                f"{escape(part.text)}"
+            )
+        text = "\n".join(lines)
+    if card.suggestions:
+        spoken = ", ".join(f"“{escape(s.title)}”" for s in card.suggestions)
         text += (
             f"\n\nYou also spoke {spoken}, not in the outline yet: "
             "the buttons below add it as a section."
@@ -155,27 +210,25 @@ def transcription_done(outcome: TranscriptionOutcome) -> str:
     return text
 
 
-def _filed(transcript: str, parts: list[FiledPart]) -> str:
-    if len(parts) == 1:
-        part = parts[0]
-        where = f"<b>{part.section_number}. {escape(part.section_title)}</b>"
-        return f"✅ Filed under {where}:\n\n{escape(transcript)}"
-    lines = [f"✅ You spoke section titles, so I filed this note in {len(parts)} parts:"]
-    for index, part in enumerate(parts, start=1):
-        lines.append(
-            f"\n<b>Part {index} → {part.section_number}. {escape(part.section_title)}</b>\n"
-            f"{escape(part.text)}"
-        )
-    return "\n".join(lines)
+def notice(item: Notice) -> str:
+    if item.kind == NoticeKind.RESUMED:
+        noun = "note" if item.count == 1 else "notes"
+        return f"I restarted and am resuming {item.count} unfinished {noun}. Transcripts follow."
+    raise ValueError(item.kind)
 
 
-def progress(percent: int) -> str:
-    return f"🎙 Transcribing… {percent}%"
+def retried(count: int) -> str:
+    if not count:
+        return "There is no set-aside recording to try again."
+    noun = "recording" if count == 1 else "recordings"
+    return f"🔁 Trying {count} {noun} again; the transcripts follow."
 
 
-def resumed(count: int) -> str:
-    noun = "note" if count == 1 else "notes"
-    return f"I restarted and am resuming {count} unfinished {noun}. Transcripts follow."
+def too_big(size_bytes: int, limit_bytes: int) -> str:
+    return (
+        f"That recording is {size_bytes / 1_048_576:.1f} MB, and Telegram lets bots download "
+        f"at most {limit_bytes // 1_048_576} MB. Please send a shorter one (or split it)."
+    )
 
 
 def cancelled(running: bool) -> str:
@@ -329,13 +382,6 @@ def edited(section_title: str) -> str:
     return f"✏️ Updated your note in “{escape(section_title)}”."
 
 
-def imported(created: bool, when: datetime, parts: list[FiledPart]) -> str:
-    if not created:
-        return "I already have that transcript; nothing new was filed."
-    where = ", ".join(f"<b>{p.section_number}. {escape(p.section_title)}</b>" for p in parts)
-    return f"📥 Imported the transcript of {stamp(when)} into {where}."
-
-
 def file_too_big_to_send(filename: str, size: int) -> str:
     return (
         f"{escape(filename)} is {size / 1_048_576:.0f} MB, more than Telegram lets a bot send "
@@ -343,7 +389,6 @@ def file_too_big_to_send(filename: str, size: int) -> str:
     )
 
 
-UNDONE_IN_PROGRESS = "↩️ Removed before it was transcribed."
 NOWHERE_TO_MOVE = "This article has only one section. Add sections with /outline first."
 MOVED_SHORT = "Moved"
 DELETED_SHORT = "Deleted"

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 
 class TranscriptionError(Exception):
-    """The audio could not be decoded or transcribed.
+    """The audio could not be decoded or transcribed (`reason` is for the logs).
 
-    `user_message`, when set, says why in words for the writer (safe to show in chat);
-    without it the bot says the recording could not be read.
+    `too_large`: a hosted service refuses recordings this big.
     """
 
-    def __init__(self, reason: str, *, user_message: str | None = None) -> None:
+    def __init__(self, reason: str, *, too_large: bool = False) -> None:
         super().__init__(reason)
-        self.user_message = user_message
+        self.too_large = too_large
+
+
+class UnavailableReason(StrEnum):
+    DOWN = "down"  # an outage, a rate limit, a timeout
+    REFUSED = "refused"  # the key, the model or the quota was refused
 
 
 class TranscriptionUnavailable(TranscriptionError):
-    """The transcription service cannot take the recording now (outage, rate limit, key or
-    quota); the recording itself is fine, so the note is kept and tried again later."""
+    """The transcription service cannot take the recording now; the recording itself is
+    fine, so the note is kept and tried again later."""
 
-    def __init__(self, reason: str, *, user_message: str) -> None:
-        super().__init__(reason, user_message=user_message)
-        self.user_message: str = user_message
+    def __init__(self, reason: str, *, why: UnavailableReason) -> None:
+        super().__init__(reason)
+        self.why = why
 
 
 class TranscriptionCancelled(Exception):

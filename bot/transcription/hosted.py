@@ -20,6 +20,7 @@ from bot.transcription.base import (
     TranscriptionCancelled,
     TranscriptionError,
     TranscriptionUnavailable,
+    UnavailableReason,
 )
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,6 @@ MAX_RETRIES = 2
 # Whisper's own rule for a segment that is silence, not speech.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
-
-OUTAGE = "The transcription service isn't answering right now."
-REFUSED = (
-    "The transcription service refused the request (its API key, model or quota needs a look)."
-)
-TOO_LARGE = (
-    "That recording is over 25 MB, more than the transcription service takes. "
-    "Please send a shorter one."
-)
 
 # The service guesses the format from the file name; kept recordings are named `*.audio`.
 _EXTENSIONS = {
@@ -97,7 +89,7 @@ class OpenAITranscriber:
         progress: ProgressCallback | None = None,
     ) -> Transcript:
         if audio_path.stat().st_size > MAX_UPLOAD_BYTES:
-            raise TranscriptionError("over the upload limit", user_message=TOO_LARGE)
+            raise TranscriptionError("over the upload limit", too_large=True)
         probe = _probe(audio_path)
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
@@ -142,8 +134,8 @@ class OpenAITranscriber:
         except openai.RateLimitError as exc:
             if exc.code == "insufficient_quota" or exc.type == "insufficient_quota":
                 log.error("Transcription endpoint: the account is out of quota")
-                raise TranscriptionUnavailable("quota", user_message=REFUSED) from None
-            raise TranscriptionUnavailable("rate limited", user_message=OUTAGE) from None
+                raise TranscriptionUnavailable("quota", why=UnavailableReason.REFUSED) from None
+            raise TranscriptionUnavailable("rate limited", why=UnavailableReason.DOWN) from None
         except (
             openai.AuthenticationError,
             openai.PermissionDeniedError,
@@ -154,17 +146,17 @@ class OpenAITranscriber:
                 "TRANSCRIBE_API_KEY, TRANSCRIBE_BASE_URL and TRANSCRIBE_MODEL",
                 exc.status_code,
             )
-            raise TranscriptionUnavailable("refused", user_message=REFUSED) from None
+            raise TranscriptionUnavailable("refused", why=UnavailableReason.REFUSED) from None
         except openai.APIStatusError as exc:
             if exc.status_code == 413:
-                raise TranscriptionError("too large", user_message=TOO_LARGE) from None
+                raise TranscriptionError("too large", too_large=True) from None
             if exc.status_code >= 500:
                 raise TranscriptionUnavailable(
-                    f"HTTP {exc.status_code}", user_message=OUTAGE
+                    f"HTTP {exc.status_code}", why=UnavailableReason.DOWN
                 ) from None
             raise TranscriptionError(f"HTTP {exc.status_code}") from None
         except openai.APIConnectionError as exc:  # also timeouts
-            raise TranscriptionUnavailable(type(exc).__name__, user_message=OUTAGE) from None
+            raise TranscriptionUnavailable(type(exc).__name__, why=UnavailableReason.DOWN) from None
         return _as_dict(response)
 
 

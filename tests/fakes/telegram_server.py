@@ -39,8 +39,6 @@ __all__ = [
     "Call",
     "FakeTelegram",
     "check_html",
-    "check_markdown",
-    "check_markdown_v2",
 ]
 
 T = TypeVar("T")
@@ -136,6 +134,7 @@ class BotMessage:
     reply_markup: dict[str, Any] | None = None
     edits: list[str] = field(default_factory=list)
     deleted: bool = False
+    reply_to: int | None = None  # the message it answers, when it was sent as a reply
 
 
 @dataclass
@@ -144,6 +143,7 @@ class _Failure:
     description: str
     retry_after: int | None
     remaining: int
+    chat_id: int | None = None  # only calls to this chat fail
 
 
 @dataclass
@@ -178,133 +178,6 @@ _MDV2_NAMES = {
 
 def _offset(text: str, i: int) -> int:
     return len(text[:i].encode("utf-8"))
-
-
-def _find_unescaped(text: str, needle: str, start: int) -> int:
-    """Index of the first ``needle`` at/after ``start`` not preceded by a backslash escape."""
-    i = start
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text.startswith(needle, i):
-            return i
-        i += 1
-    return -1
-
-
-def check_markdown_v2(text: str) -> str | None:
-    """Return a Telegram-like error description if ``text`` is invalid MarkdownV2, else None."""
-    stack: list[tuple[str, int]] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= n:
-                return _PARSE_ERROR + "Character '\\' is reserved and must be escaped"
-            i += 2
-            continue
-        if c == "`":
-            fence = "```" if text.startswith("```", i) else "`"
-            end = _find_unescaped(text, fence, i + len(fence))
-            if end < 0:
-                kind = "Pre" if fence == "```" else "Code"
-                return (
-                    _PARSE_ERROR
-                    + f"Can't find end of {kind} entity at byte offset "
-                    + str(_offset(text, i))
-                )
-            i = end + len(fence)
-            continue
-        if c in "*_~|":
-            marker = c * 2 if c in "_|" and text.startswith(c * 2, i) else c
-            if marker == "|":
-                return (
-                    _PARSE_ERROR
-                    + "Character '|' is reserved and must be escaped with the preceding '\\'"
-                )
-            if any(m == marker for m, _ in stack):
-                top, start = stack[-1]
-                if top != marker:
-                    return (
-                        _PARSE_ERROR
-                        + f"Can't find end of {_MDV2_NAMES[top]} entity at byte offset "
-                        + str(_offset(text, start))
-                    )
-                stack.pop()
-            else:
-                stack.append((marker, i))
-            i += len(marker)
-            continue
-        if c == "[":
-            stack.append(("[", i))
-            i += 1
-            continue
-        if c == "]" and stack and stack[-1][0] == "[":
-            stack.pop()
-            if not text.startswith("(", i + 1):
-                return (
-                    _PARSE_ERROR
-                    + "Character ']' is reserved and must be escaped with the preceding '\\'"
-                )
-            end = _find_unescaped(text, ")", i + 2)
-            if end < 0:
-                return (
-                    _PARSE_ERROR
-                    + "Can't find end of a URL at byte offset "
-                    + str(_offset(text, i + 1))
-                )
-            i = end + 1
-            continue
-        if c == ">" and (i == 0 or text[i - 1] == "\n"):
-            i += 1  # block quote marker
-            continue
-        if c in _MDV2_RESERVED:
-            return (
-                _PARSE_ERROR
-                + f"Character '{c}' is reserved and must be escaped with the preceding '\\'"
-            )
-        i += 1
-    if stack:
-        top, start = stack[-1]
-        return (
-            _PARSE_ERROR
-            + f"Can't find end of {_MDV2_NAMES[top]} entity at byte offset "
-            + str(_offset(text, start))
-        )
-    return None
-
-
-def check_markdown(text: str) -> str | None:
-    """Return a Telegram-like error description if ``text`` is invalid legacy Markdown."""
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in "_*`[":
-            i += 2
-            continue
-        if c in "*_`[":
-            needle = "```" if text.startswith("```", i) else ("]" if c == "[" else c)
-            end = text.find(needle, i + len(needle))
-            if end < 0:
-                return (
-                    _PARSE_ERROR
-                    + "Can't find end of the entity starting at byte offset "
-                    + str(_offset(text, i))
-                )
-            i = end + len(needle)
-            if c == "[" and text.startswith("(", i):
-                close = text.find(")", i)
-                if close < 0:
-                    return (
-                        _PARSE_ERROR
-                        + "Can't find end of a URL at byte offset "
-                        + str(_offset(text, i))
-                    )
-                i = close + 1
-            continue
-        i += 1
-    return None
 
 
 _HTML_TAGS = frozenset(
@@ -382,12 +255,8 @@ def check_html(text: str) -> str | None:
 
 
 def _check_parse_mode(text: str, parse_mode: str | None) -> str | None:
-    mode = (parse_mode or "").lower()
-    if mode == "markdownv2":
-        return check_markdown_v2(text)
-    if mode == "markdown":
-        return check_markdown(text)
-    if mode == "html":
+    # The bot sends HTML only; other parse modes are not checked.
+    if (parse_mode or "").lower() == "html":
         return check_html(text)
     return None
 
@@ -468,6 +337,8 @@ class FakeTelegram:
         self._requests: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._reject_markdown = False
+        self._latency = 0.0  # seconds added to every answer (a slow network)
+        self._confirmed: set[int] = set()  # update ids a getUpdates offset confirmed
 
         self._next_update_id = 100_000
         self._next_file_no = 1
@@ -959,6 +830,35 @@ class FakeTelegram:
                 if chat_id is None or m.chat_id == chat_id
             ]
 
+    def reply_to(self, chat_id: int, message_id: int) -> BotMessage | None:
+        """The bot's first message that answers the writer's message `message_id`."""
+        with self._lock:
+            return next(
+                (
+                    copy.deepcopy(m)
+                    for m in self._text_messages.values()
+                    if m.chat_id == chat_id and m.reply_to == message_id
+                ),
+                None,
+            )
+
+    async def wait_for_final_reply(
+        self,
+        chat_id: int,
+        message_id: int,
+        *,
+        pending: str = "Transcribing",
+        timeout: float = 60,  # noqa: ASYNC109 - API mirrors wait_for
+    ) -> BotMessage:
+        """The bot's answer to a note once it no longer says `pending` (the message that
+        acknowledged the note, edited to its outcome)."""
+
+        def final() -> BotMessage | None:
+            reply = self.reply_to(chat_id, message_id)
+            return reply if reply is not None and pending not in reply.text else None
+
+        return await self.wait_for(final, timeout=timeout)
+
     def sent_texts(self, chat_id: int | None = None) -> list[str]:
         """Latest texts of the bot's (non-deleted) text messages, in send order."""
         return [m.text for m in self.sent_messages(chat_id) if not m.deleted]
@@ -1043,26 +943,41 @@ class FakeTelegram:
         description: str,
         retry_after: int | None = None,
         times: int = 1,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with this Bot API error."""
+        """Make the next ``times`` calls of ``method`` fail with this Bot API error (only the
+        calls to ``chat_id``, when given: flood control is per chat)."""
         with self._lock:
             self._failures.setdefault(method.lower(), []).append(
-                _Failure(error_code, description, retry_after, times)
+                _Failure(error_code, description, retry_after, times, chat_id)
             )
+
+    def set_latency(self, seconds: float) -> None:
+        """Answer every request this much later (a round trip to a far-away Telegram)."""
+        with self._lock:
+            self._latency = seconds
+
+    def confirmed(self, update_id: int) -> bool:
+        """Whether a getUpdates offset confirmed the update (Telegram forgot it then)."""
+        with self._lock:
+            return update_id in self._confirmed
 
     def reject_markdown(self, enabled: bool) -> None:
         """Toggle validation of text/caption against parse_mode (invalid markup -> 400)."""
         with self._lock:
             self._reject_markdown = enabled
 
-    def _pop_failure(self, method: str) -> _Failure | None:
+    def _pop_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
         queue = self._failures.get(method.lower())
         if not queue:
             return None
-        failure = queue[0]
+        chat = params.get("chat_id")
+        failure = next((f for f in queue if f.chat_id is None or f.chat_id == chat), None)
+        if failure is None:
+            return None
         failure.remaining -= 1
         if failure.remaining <= 0:
-            queue.pop(0)
+            queue.remove(failure)
         return failure
 
     # -- HTTP layer -------------------------------------------------------------------------------
@@ -1094,9 +1009,12 @@ class FakeTelegram:
         call = Call(method=method, params=params, time=time.monotonic())
         with self._lock:
             self._requests.append(call)
-            failure = self._pop_failure(method)
+            failure = self._pop_failure(method, params)
             if failure is not None:
                 call.error_code = failure.error_code
+            latency = self._latency
+        if latency:
+            await asyncio.sleep(latency)
         if failure is not None:
             extra = {"retry_after": failure.retry_after} if failure.retry_after else None
             return self._error(failure.error_code, failure.description, extra)
@@ -1222,6 +1140,7 @@ class FakeTelegram:
                     self.webhook_deliveries.append((int(update["update_id"]), status))
                     if 200 <= status < 300:
                         uid = update["update_id"]
+                        self._confirmed.add(int(uid))  # answered 2xx: Telegram forgets it
                         self._pending = [u for u in self._pending if u["update_id"] != uid]
                         self._forced = [u for u in self._forced if u["update_id"] != uid]
                 if not 200 <= status < 300:
@@ -1235,9 +1154,15 @@ class FakeTelegram:
 
     def _confirm(self, offset: int) -> None:
         if offset < 0:
-            self._pending = self._pending[offset:]
+            kept = self._pending[offset:]
         elif offset > 0:
-            self._pending = [u for u in self._pending if int(u["update_id"]) >= offset]
+            kept = [u for u in self._pending if int(u["update_id"]) >= offset]
+        else:
+            return
+        self._confirmed |= {int(u["update_id"]) for u in self._pending} - {
+            int(u["update_id"]) for u in kept
+        }
+        self._pending = kept
 
     def _wanted(self, update: JSONDict) -> bool:
         if not self._allowed_updates:
@@ -1373,12 +1298,14 @@ class FakeTelegram:
             content["entities"] = params["entities"]
         msg = self._new_bot_message(chat_id, content)
         markup = params.get("reply_markup")
+        replied = content.get("reply_to_message")
         self._text_messages[(chat_id, msg["message_id"])] = BotMessage(
             message_id=msg["message_id"],
             chat_id=chat_id,
             text=text,
             parse_mode=parse_mode if isinstance(parse_mode, str) else None,
             reply_markup=markup if isinstance(markup, dict) else None,
+            reply_to=int(replied["message_id"]) if isinstance(replied, dict) else None,
         )
         return msg
 
