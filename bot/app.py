@@ -75,6 +75,7 @@ def load_transcriber(settings: Settings) -> Transcriber:
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
         language=settings.whisper_language,
+        languages=settings.whisper_languages,
         cpu_threads=cpu_threads,
         workers=workers,
         download_root=settings.data_dir / "models",

@@ -243,7 +243,7 @@ class _SlowTranscriber:
     def __init__(self) -> None:
         self.started = threading.Event()
 
-    def transcribe(self, audio_path, *, prompt="", cancel=None, progress=None):  # type: ignore[no-untyped-def]
+    def transcribe(self, audio_path, *, vocabulary=(), language=None, cancel=None, progress=None):  # type: ignore[no-untyped-def]
         self.started.set()
         while cancel is None or not cancel.is_set():
             time.sleep(0.01)

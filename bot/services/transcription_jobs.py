@@ -23,6 +23,7 @@ from bot.domain import SuggestedSection, TranscriptionOutcome, UserError
 from bot.drafting.citations import quote_in
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
 from bot.notes.filing import file_transcript
+from bot.notes.vocabulary import whisper_vocabulary
 from bot.services.outline import clean_title, normalise_title
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
@@ -105,7 +106,8 @@ class _Job:
     file_id: str
     duration: int | None
     audio_path: Path | None
-    prompt: str
+    vocabulary: list[str]  # the writer's glossary and the outline's titles, for whisper
+    language: str | None  # the writer's /language; None = WHISPER_LANGUAGE
     article_title: str
     outline: list[str]
     outline_ids: list[int]  # the sections behind `outline`, as the LLM numbers them
@@ -307,7 +309,8 @@ class TranscriptionWorker:
             transcript = await run_in_daemon_thread(
                 self._transcriber.transcribe,
                 path,
-                prompt=job.prompt,
+                vocabulary=job.vocabulary,
+                language=job.language,
                 cancel=cancel,
                 progress=reporter,
             )
@@ -377,7 +380,8 @@ class TranscriptionWorker:
             outline = list(await repo.sections.of_article(note.article_id))
             titles = [s.title for s in outline]
             article_title = article.title if article else ""
-            prompt = ". ".join([article.title, *titles] if article else titles) + "."
+            glossary = await repo.vocabulary.glossary()
+            language = await repo.vocabulary.language()
             if gave_up is not None:
                 return gave_up
             return _Job(
@@ -388,7 +392,8 @@ class TranscriptionWorker:
                 file_id=note.file_id,
                 duration=note.duration,
                 audio_path=Path(note.audio_path) if note.audio_path else None,
-                prompt=prompt,
+                vocabulary=whisper_vocabulary(glossary, titles),
+                language=language,
                 article_title=article_title,
                 outline=titles,
                 outline_ids=[s.id for s in outline],
