@@ -20,6 +20,7 @@ from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
+from bot.notes.vocabulary import VocabularyService
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
@@ -160,6 +161,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions),
         usage=UsageService(sessions),
+        vocabulary=VocabularyService(sessions, settings.whisper_language),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
