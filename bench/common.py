@@ -45,7 +45,7 @@ def load_bench_transcriber(settings: Settings) -> Any:
 
 
 def whisper_prompt() -> str:
-    # What the bot's whisper gets for a writer without a glossary: the section titles.
+    # What the bot's whisper gets for an English note of a writer without a glossary.
     from bot.notes.vocabulary import whisper_vocabulary
     from bot.transcription.base import vocabulary_prompt
 

@@ -11,7 +11,8 @@ the transcript's length against the run without vocabulary, and the median time.
 
 Candidates: no vocabulary; the prompt the bot used before (article and titles as sentences,
 every window); faster-whisper's `hotwords`; the bot's guarded prompt (first window only,
-checked for echo and redone without it: `WhisperTranscriber`).
+checked for echo and redone without it), with the titles in the prompt and as the bot does it
+(`WhisperTranscriber`: English titles left out of the prompt for speech in another language).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.notes.titles import SectionTitle, split_by_spoken_titles  # noqa: E402
+from bot.transcription import whisper  # noqa: E402
 from bot.transcription.whisper import WhisperTranscriber  # noqa: E402
 from tests.speech_metrics import character_error_rate, normalise  # noqa: E402
 from tests.whisper_base import assemble  # noqa: E402
@@ -79,9 +81,19 @@ def main() -> None:
 
         return run
 
-    def guarded(vocabulary: list[str]) -> Callable[[Path], str]:
+    def guarded(vocabulary: list[str], keep_titles: bool = False) -> Callable[[Path], str]:
         def run(path: Path) -> str:
-            return transcriber.transcribe(path, vocabulary=vocabulary, language=args.language).text
+            # keep_titles: the guard alone, without leaving English titles out of the prompt
+            # for speech in another language (what the bot does, see prompt_terms).
+            original = whisper.prompt_terms
+            if keep_titles:
+                whisper.prompt_terms = lambda terms, language: list(terms)
+            try:
+                return transcriber.transcribe(
+                    path, vocabulary=vocabulary, language=args.language
+                ).text
+            finally:
+                whisper.prompt_terms = original
 
         return run
 
@@ -89,8 +101,8 @@ def main() -> None:
         "no vocabulary": guarded([]),
         "prompt (before)": bare(initial_prompt=sentences),
         "hotwords": bare(hotwords=", ".join([*TITLES, *GLOSSARY])),
-        "guarded: titles+glossary": guarded([*GLOSSARY, *TITLES]),
-        "guarded: glossary only": guarded(GLOSSARY),
+        "guarded, titles in prompt": guarded([*GLOSSARY, *TITLES], keep_titles=True),
+        "bot: guarded, glossary": guarded([*GLOSSARY, *TITLES]),
     }
     print(f"whisper base int8, beam 5, language {args.language}, {args.runs} run(s), medians")
     header = (

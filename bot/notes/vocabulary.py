@@ -162,8 +162,10 @@ def replace_phrase(text: str, pattern: re.Pattern[str], right: str) -> tuple[str
 
 
 def whisper_vocabulary(glossary: Sequence[str], outline: Sequence[str]) -> list[str]:
-    """What the transcriber gets as the writer's words: the glossary first (it is what the
-    writer spelled out; the prompt is cut at whisper's limit), then the section titles."""
+    """What the transcriber gets as the writer's words: the glossary first (what the writer
+    spelled out; whisper's prompt is cut at its limit), then the section titles (the
+    transcriber leaves sentence-long titles out of the prompt for speech in another language
+    than theirs, where they made whisper echo them: bench/vocabulary.py)."""
     return [*glossary, *outline]
 
 

@@ -106,7 +106,7 @@ class _Job:
     file_id: str
     duration: int | None
     audio_path: Path | None
-    vocabulary: list[str]  # the writer's glossary and the outline's titles, for whisper
+    vocabulary: list[str]  # the writer's words for whisper: glossary, outline titles
     language: str | None  # the writer's /language; None = WHISPER_LANGUAGE
     article_title: str
     outline: list[str]
