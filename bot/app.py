@@ -18,6 +18,7 @@ from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
+from bot.notes.archive import ArchiveImporter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
 from bot.notes.vocabulary import VocabularyService
@@ -162,6 +163,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         notes=NotesService(sessions),
         usage=UsageService(sessions),
         vocabulary=VocabularyService(sessions, settings.whisper_language),
+        archive=ArchiveImporter(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,

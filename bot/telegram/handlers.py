@@ -26,7 +26,7 @@ from telegram.ext import (
 
 from bot.domain import IncomingMedia, NoteKind, UserError
 from bot.drafting.service import DraftService
-from bot.notes.archive import parse_archived_note
+from bot.notes.archive import ArchiveImporter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
 from bot.notes.vocabulary import VocabularyService
@@ -75,6 +75,7 @@ class ChatHandlers:
     notes: NotesService
     usage: UsageService
     vocabulary: VocabularyService
+    archive: ArchiveImporter
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -475,8 +476,9 @@ class ChatHandlers:
         except UnicodeDecodeError:
             await self._reply(update, texts.IMPORT_NOT_UTF8)
             return
-        note = parse_archived_note(document.file_name or "transcript.txt", raw)
-        created, parts = await self.intake.import_archived(user_id, chat_id, note)
+        created, note, parts = await self.archive.import_file(
+            user_id, chat_id, document.file_name or "transcript.txt", raw
+        )
         await self._reply(update, texts.imported(created, note.created_at, parts))
 
     # helpers ---------------------------------------------------------------------------
