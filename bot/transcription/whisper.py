@@ -105,7 +105,7 @@ def prompt_terms(vocabulary: Sequence[str], language: str | None) -> list[str]:
 
     Sentence-long terms in Latin letters (English section titles) only for English speech:
     before Russian speech whisper base echoed them in every run of bench/vocabulary.py, and
-    the window had to be transcribed again (2.4x the time for nothing), while for English
+    the window had to be transcribed again (2.7x the time for nothing), while for English
     they keep a spoken title its own sentence ("Reading list. We start…"). Short terms (the
     glossary: "RAG", "observability") help in any language.
     """
