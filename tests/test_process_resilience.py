@@ -30,7 +30,7 @@ FILED = "Filed under"
 ACK = "Transcribing for"
 SOMETHING_WRONG = "something went wrong"
 # faster-whisper logs this (at INFO) once VAD is done, right before it starts decoding.
-WHISPER_DECODING = "VAD filter removed"
+WHISPER_DECODING = "s of speech (of "
 # Each copy of long_speech.ogg adds about 4 s of transcription; four copies (312 s of audio)
 # take about 16 s, comfortably longer than SHUTDOWN_LIMIT_S, so a shutdown that waited for
 # the transcription to finish could not pass the SIGTERM test.

@@ -242,6 +242,7 @@ class WhisperTranscriber:
         speech = np.concatenate(collect_chunks(audio, chunks)[0])
         speech_seconds = len(speech) / SAMPLE_RATE
         timeline = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+        log.info("Decoding %.1f s of speech (of %.1f s recorded)", speech_seconds, duration)
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
         chosen = self._choose_language(speech, language)
