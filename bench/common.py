@@ -45,8 +45,11 @@ def load_bench_transcriber(settings: Settings) -> Any:
 
 
 def whisper_prompt() -> str:
-    # What the transcription job gives whisper for the article: title and section titles.
-    return ". ".join([BENCH_TITLE, *BENCH_OUTLINE]) + "."
+    # What the bot's whisper gets for an English note of a writer without a glossary.
+    from bot.notes.vocabulary import whisper_vocabulary
+    from bot.transcription.base import vocabulary_prompt
+
+    return vocabulary_prompt(whisper_vocabulary([], BENCH_OUTLINE))
 
 
 def bare_transcribe(transcriber: Any, path: Path, prompt: str) -> str:

@@ -21,11 +21,13 @@ from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
+from bot.notes.archive import ArchiveImporter
 from bot.notes.cards import NOTE, load_note_card
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
 from bot.notes.queue import NoteQueue
 from bot.notes.transcribe import TranscriptionJob
+from bot.notes.vocabulary import VocabularyService
 from bot.notes.worker import TranscriptionWorker
 from bot.services.inbox import Inbox
 from bot.services.outbox import OutboxDelivery
@@ -71,6 +73,7 @@ def load_transcriber(settings: Settings) -> Transcriber:
         compute_type=settings.whisper_compute_type,
         beam_size=settings.whisper_beam_size,
         language=settings.whisper_language,
+        languages=settings.whisper_languages,
         cpu_threads=cpu_threads,
         workers=workers,
         download_root=settings.data_dir / "models",
@@ -272,17 +275,20 @@ def build_bot(
             settings, sessions, queue, transcriber, app.bot, timing, worker_name("bot")
         )
     writer = build_writer(settings)
+    intake = IntakeService(
+        sessions,
+        on_queued=worker.wake if worker is not None else lambda: None,
+        on_outbox=outbox.wake,
+    )
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
-        intake=IntakeService(
-            sessions,
-            on_queued=worker.wake if worker is not None else lambda: None,
-            on_outbox=outbox.wake,
-        ),
+        intake=intake,
         queue=queue,
         drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions, on_outbox=outbox.wake),
         usage=UsageService(sessions),
+        vocabulary=VocabularyService(sessions, settings.whisper_language),
+        archive=ArchiveImporter(sessions, intake),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,

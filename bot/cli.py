@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.domain import ArticleInfo, Outline, UserError
+from bot.domain import ArticleInfo, UserError
 from bot.logging_setup import configure_logging
-from bot.notes.archive import (
-    ArchivedNote,
-    read_archived_note,
-    read_outline_file,
-    transcript_files,
-)
+from bot.notes.archive import ArchiveImporter, ImportReport, read_archive_folder
 
 log = logging.getLogger("bot")
 
@@ -247,6 +240,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     if args.out is not None:
         _write_or_print(result.markdown, args.out)
     print(format_report(result, model, len(data.notes)))
+    for reason in data.skipped:
+        print(f"Skipped: {reason}", file=sys.stderr)
     return 0
 
 
@@ -409,85 +404,6 @@ async def find_article(
     )
 
 
-@dataclass(frozen=True)
-class ImportReport:
-    outline: Outline
-    new_notes: int
-    already_there: int
-    new_by_section: Counter[int]  # section number -> new notes filed there
-    created_article: bool
-
-
-def _read_folder(
-    directory: Path, outline_path: Path | None
-) -> tuple[list[ArchivedNote], list[str], list[str], str | None]:
-    """The notes, the outline, files skipped (with why) and the outline's title (blocking)."""
-    files = transcript_files(directory)
-    if outline_path is None and (directory / "outline.txt").is_file():
-        outline_path = directory / "outline.txt"
-    sections: list[str] = []
-    outline_title = None
-    if outline_path is not None:
-        outline_file = read_outline_file(outline_path)
-        sections, outline_title = outline_file.sections, outline_file.title
-    notes, skipped = [], []
-    for path in files:
-        try:
-            notes.append(read_archived_note(path))
-        except UserError as exc:
-            skipped.append(exc.message)
-    if not notes and not skipped:
-        raise UserError(f"{directory} has no transcripts (*.txt or *.md).")
-    notes.sort(key=lambda n: n.created_at)
-    return notes, sections, skipped, outline_title
-
-
-async def import_notes(
-    sessions: async_sessionmaker[AsyncSession],
-    owner_id: int,
-    title: str,
-    sections: list[str],
-    notes: Sequence[ArchivedNote],
-    on_note: Callable[[], None] = lambda: None,
-) -> ImportReport:
-    """Make `title` the writer's active article (created if missing), apply the outline,
-    and import the notes into it, split at spoken section titles like the chat's import."""
-    from bot.notes.intake import IntakeService
-    from bot.services.outline import OutlineService, normalise_title
-
-    outlines, intake = OutlineService(sessions), IntakeService(sessions)
-    # The CLI writes as the writer's private chat, whose id is the user id: a file imported
-    # here and sent in the chat is the same note (the same chat and derived message id).
-    chat_id = owner_id
-    existing = [
-        a
-        for a in await outlines.articles(owner_id)
-        if normalise_title(a.title) == normalise_title(title)
-    ]
-    if len(existing) > 1:
-        numbers = ", ".join(str(a.number) for a in existing)
-        raise UserError(f"Several articles are called “{title}” ({numbers}); rename one first.")
-    if existing:
-        await outlines.use_article(owner_id, existing[0].number)
-    else:
-        await outlines.new_article(owner_id, chat_id, title)
-    if sections:
-        await outlines.set_outline(owner_id, chat_id, sections)
-    new_notes, already_there = 0, 0
-    new_by_section: Counter[int] = Counter()
-    for note in notes:
-        created, parts = await intake.import_archived(owner_id, chat_id, note)
-        if created:
-            new_notes += 1
-            new_by_section.update({p.section_number for p in parts})
-        else:
-            already_there += 1
-        on_note()
-    outline = await outlines.outline(owner_id)
-    assert outline is not None  # made active above
-    return ImportReport(outline, new_notes, already_there, new_by_section, not existing)
-
-
 def format_import(report: ImportReport) -> str:
     article = report.outline.article
     verb = "Created" if report.created_article else "Updated"
@@ -508,19 +424,22 @@ def format_import(report: ImportReport) -> str:
 
 
 async def import_folder(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
-    notes, sections, skipped, outline_title = _read_folder(args.directory, args.outline)
-    title = args.article or outline_title
+    """Import a folder of archived transcripts into an article (bad files skipped, named)."""
+    folder = read_archive_folder(args.directory, args.outline)
+    title = args.article or folder.title
     if not title:
         raise UserError("Name the article: --article TITLE (or a first line `# Title` in outline).")
     async with _database(settings) as sessions:
-        with _progress(len(notes), "Importing", "note") as bar:
-            report = await import_notes(
-                sessions, owner_id, title, sections, notes, lambda: bar.update(1)
+        with _progress(len(folder.notes), "Importing", "note") as bar:
+            # The CLI writes as the writer's private chat, whose id is the user id: a file
+            # imported here and sent in the chat is the same note.
+            report = await ArchiveImporter(sessions).import_notes(
+                owner_id, owner_id, title, folder.sections, folder.notes, lambda: bar.update(1)
             )
     print(format_import(report))
-    for reason in skipped:
+    for reason in folder.skipped:
         print(f"Skipped: {reason}", file=sys.stderr)
-    return 1 if skipped else 0
+    return 1 if folder.skipped else 0
 
 
 async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:

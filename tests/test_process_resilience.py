@@ -26,7 +26,7 @@ FILED = "Filed under"
 ACK = "Transcribing for"
 SOMETHING_WRONG = "something went wrong"
 # faster-whisper logs this (at INFO) once VAD is done, right before it starts decoding.
-WHISPER_DECODING = "VAD filter removed"
+WHISPER_DECODING = "s of speech (of "
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -353,3 +353,32 @@ def test_long_transcript_with_twenty_sections_routes_correctly() -> None:
     assert parts[0].text == chunks[0]
     for part, marker, chunk in zip(parts[1:], markers, chunks[1:], strict=True):
         assert part.text == f"{marker} {chunk}"
+
+
+# --- Titles as a multilingual model writes them -------------------------------------------
+
+MIGRATION = [
+    SectionTitle(1, "Why we left stored procedures"),
+    SectionTitle(2, "What broke in the first month"),
+    SectionTitle(3, "How we test migrations now"),
+]
+
+
+def test_misheard_title_with_a_question_mark() -> None:
+    parts = route(
+        "Так, это заметка. Why we left sword procedures? Вся логика жила в базе.", MIGRATION
+    )
+    assert ids(parts) == [DEFAULT, 1]
+    assert parts[1].text == "Вся логика жила в базе."
+
+
+def test_title_glued_to_the_russian_that_follows() -> None:
+    # No punctuation after the misheard title: the switch to Cyrillic is where it ends.
+    parts = route(
+        "Так, это заметка. Why we left sword procedures Вся логика жила в базе.", MIGRATION
+    )
+    assert ids(parts) == [DEFAULT, 1]
+    assert parts[1].text == "Вся логика жила в базе."
+    # Mentioned inside a Russian sentence, it is still no heading.
+    mention = "Мы обсуждали why we left sword procedures вчера вечером."
+    assert ids(route(mention, MIGRATION)) == [DEFAULT]

@@ -153,7 +153,7 @@ async def test_a_killed_workers_note_is_taken_over_and_filed_once(
         telegram.send_voice(WRITERS[0], telegram.add_file(audio), duration=78)
         # The bot runs on this event loop: wait without blocking it.
         await eventually(lambda: claims(bots), within=STARTUP_S)
-        await eventually(lambda: "VAD filter removed" in first.log(), within=STARTUP_S)
+        await eventually(lambda: "s of speech (of " in first.log(), within=STARTUP_S)
         first.signal(signal.SIGKILL)
         first.wait_exit(timeout=10)
 
@@ -190,10 +190,10 @@ async def test_cancel_and_undo_reach_the_worker_transcribing_the_note(
             ("/undo", "Removed your last note", "Removed before it was transcribed"),
         ]
         for command, reply, done in steps:
-            decoding = worker.log().count("VAD filter removed")
+            decoding = worker.log().count("s of speech (of ")
             telegram.send_voice(writer, telegram.add_file(audio), duration=78)
             await eventually(
-                lambda n=decoding: worker.log().count("VAD filter removed") > n,  # type: ignore[misc]
+                lambda n=decoding: worker.log().count("s of speech (of ") > n,  # type: ignore[misc]
                 within=STARTUP_S,
             )
             await say(telegram, command, reply)

@@ -111,7 +111,7 @@ async def test_every_ending_is_a_state_and_a_code(
         assert Path(note.audio_path).exists()  # noqa: ASYNC240
     else:
         assert not list((tmp_path / "audio").glob("*")), "no recording left behind"
-    assert transcriber.history and "Untitled draft" in transcriber.history[0].prompt
+    assert transcriber.history and transcriber.history[0].vocabulary == ["Notes"]
 
 
 async def test_downloads_are_retried_then_held_or_failed_for_good(

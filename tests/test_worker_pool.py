@@ -8,7 +8,7 @@ the test lets it go, so what runs at the same time is decided by the test, not b
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -46,7 +46,8 @@ class GatedTranscriber:
         self,
         audio_path: Path,
         *,
-        prompt: str = "",
+        vocabulary: Sequence[str] = (),
+        language: str | None = None,
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
@@ -62,7 +63,11 @@ class GatedTranscriber:
                 break
         try:
             return self._whisper.transcribe(
-                audio_path, prompt=prompt, cancel=cancel, progress=progress
+                audio_path,
+                vocabulary=vocabulary,
+                language=language,
+                cancel=cancel,
+                progress=progress,
             )
         finally:
             with self._lock:

@@ -360,3 +360,33 @@ class UsageEvent(Base):
     # The endpoint sent no token counts: these are our estimate.
     estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WriterPreferences(Base):
+    """What a writer set for their notes: the spoken language (/language)."""
+
+    __tablename__ = "writer_preferences"
+
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # A whisper language code, or "auto" to detect; no row or NULL: WHISPER_LANGUAGE applies.
+    language: Mapped[str | None] = mapped_column(String(16))
+
+
+class GlossaryTerm(Base):
+    """A name or term the writer spells their way (/glossary, /fix): it reaches whisper as
+    vocabulary and the drafting prompt as the right spelling of what recognition garbles."""
+
+    __tablename__ = "glossary_terms"
+    __table_args__ = (
+        # One writer's term once, whatever its case.
+        UniqueConstraint("owner_id", "term_key", name="uq_glossary_terms_owner_key"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(String(100))
+    term_key: Mapped[str] = mapped_column(String(100))  # casefolded, spaces collapsed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

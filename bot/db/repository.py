@@ -20,6 +20,7 @@ from bot.db.models import (
     Article,
     Base,
     DraftVersion,
+    GlossaryTerm,
     InboxUpdate,
     MessageView,
     Note,
@@ -31,6 +32,7 @@ from bot.db.models import (
     UsageEvent,
     UsageKind,
     User,
+    WriterPreferences,
     utcnow,
 )
 from bot.notes.lifecycle import UNFINISHED, NoteState
@@ -400,6 +402,57 @@ class UsageRepo(_Scoped):
 
 
 
+class VocabularyRepo(_Scoped):
+    """The writer's spoken language and glossary."""
+
+    async def language(self) -> str | None:
+        preferences = await self.session.get(WriterPreferences, self.owner_id)
+        return preferences.language if preferences is not None else None
+
+    async def set_language(self, language: str | None) -> None:
+        preferences = await self.session.get(WriterPreferences, self.owner_id)
+        if preferences is None:
+            self.session.add(WriterPreferences(owner_id=self.owner_id, language=language))
+        else:
+            preferences.language = language
+        await self.session.flush()
+
+    async def glossary(self) -> list[str]:
+        """The terms in the order they were added."""
+        result = await self.session.scalars(
+            select(GlossaryTerm.term)
+            .where(GlossaryTerm.owner_id == self.owner_id)
+            .order_by(GlossaryTerm.id)
+        )
+        return list(result.all())
+
+    async def add_term(self, term: str, key: str) -> bool:
+        """Add a term unless one with the same key is there; whether it was added."""
+        exists = await self.session.scalar(
+            select(GlossaryTerm.id).where(
+                GlossaryTerm.owner_id == self.owner_id, GlossaryTerm.term_key == key
+            )
+        )
+        if exists is not None:
+            return False
+        self.session.add(GlossaryTerm(owner_id=self.owner_id, term=term, term_key=key))
+        await self.session.flush()
+        return True
+
+    async def remove_term(self, key: str) -> str | None:
+        """Remove the term with this key; the term as it was stored, or None."""
+        found = await self.session.scalar(
+            select(GlossaryTerm).where(
+                GlossaryTerm.owner_id == self.owner_id, GlossaryTerm.term_key == key
+            )
+        )
+        if found is None:
+            return None
+        await self.session.delete(found)
+        await self.session.flush()
+        return found.term
+
+
 class Repository:
     """Data access for one writer, one repository per aggregate; other writers' rows are
     invisible through it. The caller owns the transaction."""
@@ -415,6 +468,7 @@ class Repository:
         self.suggestions = SuggestionRepo(session, owner_id)
         self.drafts = DraftRepo(session, owner_id)
         self.usage = UsageRepo(session, owner_id)
+        self.vocabulary = VocabularyRepo(session, owner_id)
 
 
 async def database_now(session: AsyncSession) -> datetime:

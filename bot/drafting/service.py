@@ -46,6 +46,7 @@ class DraftWriter(Protocol):
         outline: Sequence[str],
         section_title: str,
         notes: Sequence[NoteForDraft],
+        glossary: Sequence[str] = (),
     ) -> DraftPiece: ...
 
     @property
@@ -95,6 +96,7 @@ class _Snapshot:
     cached: dict[str, str]  # cache key -> stored JSON
     latest_markdown: str | None
     unfinished: int  # notes still being transcribed, so not in this draft
+    glossary: list[str]  # the writer's spelling of names and terms (/glossary)
 
 
 def _cache_key(kind: str, version: str, model: str, language: str, payload: object) -> str:
@@ -177,7 +179,9 @@ class DraftService:
                 if key in snapshot.cached:
                     stored = StoredPiece.model_validate_json(snapshot.cached[key])
                 else:
-                    stored = await self._draft_section(writer, snapshot.title, outline, section)
+                    stored = await self._draft_section(
+                        writer, snapshot.title, outline, section, snapshot.glossary
+                    )
                     new[key] = (section.id, stored)
                 pieces[section.id] = stored.piece
                 figures += stored.figures
@@ -234,13 +238,18 @@ class DraftService:
             )
 
     async def _draft_section(
-        self, writer: DraftWriter, title: str, outline: list[str], section: _Section
+        self,
+        writer: DraftWriter,
+        title: str,
+        outline: list[str],
+        section: _Section,
+        glossary: list[str],
     ) -> StoredPiece:
         notes = {n.label: n.text for n in section.notes}
-        piece = check_citations(
-            await writer.draft_section(title, outline, section.title, _for_llm(section.notes)),
-            notes,
+        drafted = await writer.draft_section(
+            title, outline, section.title, _for_llm(section.notes), glossary
         )
+        piece = check_citations(drafted, notes)
         if not self._check:
             return StoredPiece(piece=piece)
         report = await writer.check_section(section.title, _for_llm(section.notes), piece)
@@ -300,6 +309,7 @@ class DraftService:
                 cached,
                 latest.markdown if latest else None,
                 await repo.notes.unfinished_count(article.id),
+                await repo.vocabulary.glossary(),
             )
 
     async def _store(

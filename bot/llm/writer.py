@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 SECTION_PROMPT = "draft_section"
 CHECK_PROMPT = "check_section"
 CHECK_VARIABLES = {"language", "section_title"}
-SECTION_VARIABLES = {"language", "article_title", "outline", "section_title"}
+SECTION_VARIABLES = {"language", "article_title", "outline", "section_title", "glossary"}
 MIN_BUDGET_TOKENS = 400
 # Room left in the context window for the JSON answer.
 ANSWER_RESERVE = 0.35
@@ -76,12 +76,14 @@ class LLMDraftWriter:
         outline: Sequence[str],
         section_title: str,
         notes: Sequence[NoteForDraft],
+        glossary: Sequence[str] = (),
     ) -> DraftPiece:
         system = self._section_prompt.render(
             language=self._language,
             article_title=article_title,
             outline=_outline_text(outline),
             section_title=section_title,
+            glossary="; ".join(glossary) if glossary else "(none yet)",
         )
         return await self._staged(system, notes)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from bot.drafting.citations import quote_in
 from bot.notes.cards import RETRYABLE, show_note
 from bot.notes.filing import file_transcript
 from bot.notes.lifecycle import FailureCode, NoteEvent, NoteState, advance
+from bot.notes.vocabulary import whisper_vocabulary
 from bot.services.outbox import post_notice
 from bot.services.outline import clean_title, normalise_title
 from bot.timing import Timing
@@ -60,6 +61,8 @@ class Claim:
     created_at: datetime
     article_title: str
     outline: list[SectionRef]  # the article's sections when the claim was taken
+    vocabulary: list[str] = field(default_factory=list)  # the writer's words, for whisper
+    language: str | None = None  # the writer's /language; None: WHISPER_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -349,6 +352,7 @@ async def _claim_of(session: AsyncSession, note: Note, worker: str) -> Claim:
     article = await repo.articles.get(note.article_id)
     sections = await repo.sections.of_article(note.article_id)
     assert note.file_id is not None  # only recordings are queued
+    titles = [s.title for s in sections]
     return Claim(
         note_id=note.id,
         worker=worker,
@@ -361,6 +365,8 @@ async def _claim_of(session: AsyncSession, note: Note, worker: str) -> Claim:
         created_at=note.created_at,
         article_title=article.title if article else "",
         outline=[SectionRef(s.id, s.title) for s in sections],
+        vocabulary=whisper_vocabulary(await repo.vocabulary.glossary(), titles),
+        language=await repo.vocabulary.language(),
     )
 
 

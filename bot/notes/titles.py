@@ -79,6 +79,16 @@ def _norm_word(word: str) -> str:
     return unicodedata.normalize("NFC", stripped).replace("\x00", "й")
 
 
+def _script(word: str) -> str:
+    """"latin", "cyrillic" or "other", by the word's first letter."""
+    first = next((c for c in word if c.isalpha()), "")
+    if not first:
+        return "other"
+    if first.isascii():
+        return "latin"
+    return "cyrillic" if "\u0400" <= first <= "\u04ff" else "other"
+
+
 def _words(text: str) -> list[str]:
     return [_norm_word(m.group()) for m in _WORD_RE.finditer(text)]
 
@@ -253,7 +263,11 @@ class _Transcript:
             return 2
         # A spaced hyphen is a dash ("snacks - тут"); "snacks-bar" and a word hyphenated at a
         # line wrap ("AI-\nинженер") are not.
-        return 1 if any(c in _SOFT_PAUSE for c in gap) or " -" in gap else 0
+        if any(c in _SOFT_PAUSE for c in gap) or " -" in gap:
+            return 1
+        # An English title glued to the Russian that follows it ("…first month Сначала …"):
+        # the switch of alphabet is where the speaker's heading ended.
+        return 1 if _script(self.words[end - 1]) != _script(self.words[end]) else 0
 
     def _phrase_back(self, pos: int, floor: int, table: dict[tuple[str, ...], bool]) -> int:
         """Length of the longest phrase of `table` ending just before `pos` (not below floor)."""

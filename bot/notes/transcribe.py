@@ -117,7 +117,8 @@ class TranscriptionJob:
             transcript = await run_in_daemon_thread(
                 self._transcriber.transcribe,
                 path,
-                prompt=_prompt(claim),
+                vocabulary=claim.vocabulary,
+                language=claim.language,
                 cancel=control.cancel,
                 progress=self._progress_reporter(claim),
             )
@@ -250,11 +251,6 @@ class ProgressReporter:
             asyncio.run_coroutine_threadsafe(
                 self._queue.report_progress(self._claim, share), self._loop
             )
-
-
-def _prompt(claim: Claim) -> str:
-    titles = [s.title for s in claim.outline]
-    return ". ".join([claim.article_title, *titles] if claim.article_title else titles) + "."
 
 
 def _discard(path: Path | None) -> None:

@@ -26,11 +26,12 @@ from telegram.ext import (
 
 from bot.domain import IncomingMedia, NoteKind, UserError
 from bot.drafting.service import DraftService
-from bot.notes.archive import parse_archived_note
+from bot.notes.archive import ArchiveImporter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
 from bot.notes.queue import NoteQueue
 from bot.notes.transcribe import DownloadError
+from bot.notes.vocabulary import VocabularyService
 from bot.render import escape, markdown_to_messages
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService
@@ -57,6 +58,9 @@ COMMANDS = [
     BotCommand("cancel", "Stop the running transcription"),
     BotCommand("retry", "Try set-aside recordings again"),
     BotCommand("usage", "Audio minutes and LLM tokens this month"),
+    BotCommand("language", "The language you speak in: ru, en or auto"),
+    BotCommand("glossary", "Your names and terms (add / remove)"),
+    BotCommand("fix", "Correct a misheard word: /fix wrong -> right"),
     BotCommand("help", "How this bot works"),
 ]
 
@@ -71,6 +75,8 @@ class ChatHandlers:
     drafts: DraftService
     notes: NotesService
     usage: UsageService
+    vocabulary: VocabularyService
+    archive: ArchiveImporter
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -94,6 +100,9 @@ class ChatHandlers:
             "cancel": self.cancel,
             "retry": self.retry,
             "usage": self.show_usage,
+            "language": self.language,
+            "glossary": self.glossary,
+            "fix": self.fix,
         }
         for name, callback in commands.items():
             app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
@@ -322,6 +331,42 @@ class ChatHandlers:
         user_id, _ = _ids(update)
         await self._reply(update, texts.usage(await self.usage.this_month(user_id)))
 
+    async def language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/language [ru|en|auto]: show or set the language the writer speaks in."""
+        argument = _command_argument(update)
+        user_id, chat_id = _ids(update)
+        if not argument:
+            await self._reply(update, texts.language_shown(await self.vocabulary.language(user_id)))
+            return
+        setting = await self.vocabulary.set_language(user_id, chat_id, argument)
+        await self._reply(update, texts.language_set(setting))
+
+    async def glossary(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/glossary, /glossary add T1, T2, /glossary remove T."""
+        argument = _command_argument(update, keep_lines=True)
+        verb, _, rest = argument.partition(" ")
+        user_id, chat_id = _ids(update)
+        if not argument:
+            await self._reply(update, texts.glossary(await self.vocabulary.glossary(user_id)))
+        elif verb.casefold() == "add" and rest.strip():
+            change = await self.vocabulary.add_terms(user_id, chat_id, rest)
+            await self._reply(update, texts.glossary_changed(change))
+        elif verb.casefold() in ("remove", "delete", "rm") and rest.strip():
+            removed, remaining = await self.vocabulary.remove_term(user_id, rest)
+            await self._reply(update, texts.glossary_removed(removed, remaining))
+        else:
+            await self._reply(update, texts.GLOSSARY_USAGE)
+
+    async def fix(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/fix WRONG -> RIGHT in the active article's notes; RIGHT joins the glossary."""
+        argument = _command_argument(update)
+        if not argument:
+            await self._reply(update, texts.FIX_USAGE)
+            return
+        user_id, chat_id = _ids(update)
+        result = await self.vocabulary.fix(user_id, chat_id, argument)
+        await self._reply(update, texts.fixed(result))
+
     async def draft(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/draft or /draft <n>: the notes become a draft, sent in chat and as a .md file."""
         number = _optional_number(update)
@@ -424,9 +469,9 @@ class ChatHandlers:
         except UnicodeDecodeError:
             await self._reply(update, texts.IMPORT_NOT_UTF8)
             return
-        note = parse_archived_note(document.file_name or "transcript.txt", raw)
-        created, _ = await self.intake.import_archived(
-            user_id, chat_id, note, reply_to=message.message_id
+        name = document.file_name or "transcript.txt"
+        created, _, _ = await self.archive.import_file(
+            user_id, chat_id, name, raw, reply_to=message.message_id
         )
         if not created:  # a new import is announced by its card, through the outbox
             await self._reply(update, texts.ALREADY_IMPORTED)
@@ -504,10 +549,14 @@ def _ids(update: Update) -> tuple[int, int]:
     return user.id, chat.id
 
 
-def _command_argument(update: Update) -> str:
+def _command_argument(update: Update, *, keep_lines: bool = False) -> str:
     text = (update.effective_message.text if update.effective_message else "") or ""
     parts = text.split(maxsplit=1)
-    return " ".join(parts[1].split()) if len(parts) > 1 else ""
+    if len(parts) < 2:
+        return ""
+    if keep_lines:  # a list of terms may come one a line
+        return "\n".join(" ".join(line.split()) for line in parts[1].splitlines()).strip()
+    return " ".join(parts[1].split())
 
 
 def _int_argument(update: Update) -> int | None:

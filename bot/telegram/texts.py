@@ -16,6 +16,7 @@ from bot.drafting.markdown import stamp
 from bot.drafting.service import DraftResult
 from bot.notes.lifecycle import FailureCode, NoteState
 from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
+from bot.notes.vocabulary import AUTO, LANGUAGES, FixResult, GlossaryChange, LanguageSetting
 from bot.render import escape, shorten
 from bot.services.usage import UsageSummary
 
@@ -43,6 +44,9 @@ or to the sections whose titles you say aloud.
 /cancel – stop the transcription that is running
 /retry – try set-aside recordings again
 /usage – audio minutes and LLM tokens used this month
+/language ru|en|auto – the language you speak in (/language alone shows it)
+/glossary – your names and terms; /glossary add <i>T1, T2</i>; /glossary remove <i>T</i>
+/fix <i>wrong</i> -> <i>right</i> – correct a word in this article's notes (and learn it)
 /help – this message"""
 
 START_GREETING = "Hi! " + HELP
@@ -420,3 +424,98 @@ def section_added(accepted: AcceptedSection) -> str:
         return head
     where = ", ".join(f"{p.section_number}. {escape(p.section_title)}" for p in accepted.parts)
     return f"{head} The note is now filed under {where}."
+
+
+# language, glossary, fix -----------------------------------------------------------------
+GLOSSARY_USAGE = (
+    "Use <code>/glossary</code> to list your terms, <code>/glossary add RAG, ingestion</code> "
+    "to add some, <code>/glossary remove RAG</code> to remove one."
+)
+FIX_USAGE = (
+    "Write what was misheard and how it should be: <code>/fix рагам -> RAG</code>. "
+    "I replace it in this article's notes and add it to your glossary."
+)
+
+
+def language_name(code: str) -> str:
+    if code == AUTO:
+        return "detected for each note"
+    return LANGUAGES.get(code, code)
+
+
+def language_shown(setting: LanguageSetting) -> str:
+    effective = setting.effective
+    source = "the bot's default" if setting.chosen is None else "your setting"
+    words = (
+        "I detect the language of each note"
+        if effective == AUTO
+        else f"I transcribe your notes as <b>{escape(language_name(effective))}</b>"
+    )
+    return (
+        f"{words} ({source}). Change it with /language ru, /language en or /language auto."
+    )
+
+
+def language_set(setting: LanguageSetting) -> str:
+    if setting.effective == AUTO:
+        return (
+            "Done: I'll detect the language of each note. If you always speak one language, "
+            "setting it (e.g. /language ru) is more reliable, above all when you mix in English."
+        )
+    name = escape(language_name(setting.effective))
+    return f"Done: I'll transcribe your next notes as <b>{name}</b>."
+
+
+def glossary(terms: list[str]) -> str:
+    if not terms:
+        return (
+            "Your glossary is empty. Add the names and terms that speech recognition gets "
+            "wrong: <code>/glossary add RAG, ingestion</code>"
+        )
+    lines = ["<b>Your glossary</b> (used when transcribing and drafting):"]
+    lines += [f"{n}. {escape(term)}" for n, term in enumerate(terms, start=1)]
+    return _fit("\n".join(lines))
+
+
+def glossary_changed(change: GlossaryChange) -> str:
+    parts = []
+    if change.added:
+        parts.append("Added " + ", ".join(f"“{escape(t)}”" for t in change.added) + ".")
+    if change.already:
+        parts.append(
+            "Already there: " + ", ".join(f"“{escape(t)}”" for t in change.already) + "."
+        )
+    parts.append(f"Your glossary has {_terms(len(change.glossary))} (see /glossary).")
+    return " ".join(parts)
+
+
+def glossary_removed(term: str, remaining: list[str]) -> str:
+    return f"Removed “{escape(term)}”. Your glossary has {_terms(len(remaining))}."
+
+
+def fixed(result: FixResult) -> str:
+    wrong, right = escape(result.wrong), escape(result.right)
+    if not result.notes_changed:
+        text = f"I found no “{wrong}” in this article's notes, so nothing changed."
+    else:
+        notes = "1 note" if result.notes_changed == 1 else f"{result.notes_changed} notes"
+        text = f"Replaced “{wrong}” with “{right}” in {notes}."
+        if result.sections:
+            where = ", ".join(f"{n}. {escape(title)}" for n, title in result.sections)
+            text += f" The next /draft redrafts {where}."
+    if result.added_to_glossary:
+        text += f" “{right}” is now in your glossary."
+    return _fit(text)
+
+
+def _terms(count: int) -> str:
+    return "1 term" if count == 1 else f"{count} terms"
+
+
+def _fit(html: str) -> str:
+    """Within one Telegram message; the rest is cut at a line (tags are per line here)."""
+    limit = 4000
+    if len(html) <= limit:
+        return html
+    cut = html.rfind("\n", 0, limit)
+    return html[: cut if cut > 0 else limit] + "\n…"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,20 +16,21 @@ from typing import Any, Literal
 import openai
 
 from bot.transcription.base import (
+    AUTO,
     ProgressCallback,
+    Segment,
     Transcript,
     TranscriptionCancelled,
     TranscriptionError,
     TranscriptionUnavailable,
     UnavailableReason,
+    vocabulary_prompt,
 )
 
 log = logging.getLogger(__name__)
 
 # OpenAI refuses uploads over 25 MB; checking first saves uploading them for nothing.
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-# Whisper reads at most 224 prompt tokens; a long outline is cut to stay inside that.
-MAX_PROMPT_CHARS = 600
 # The SDK retries rate limits, 5xx, timeouts and dropped connections this often, with backoff.
 MAX_RETRIES = 2
 # Whisper's own rule for a segment that is silence, not speech.
@@ -73,7 +75,7 @@ class OpenAITranscriber:
             max_retries=MAX_RETRIES,
         )
         self._model = model
-        self._language = language
+        self._language = "" if language == AUTO else language
         # Some compatible servers only answer plain json; learnt at the first refusal.
         self._verbose = True
 
@@ -84,7 +86,8 @@ class OpenAITranscriber:
         self,
         audio_path: Path,
         *,
-        prompt: str = "",
+        vocabulary: Sequence[str] = (),
+        language: str | None = None,
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
@@ -93,29 +96,35 @@ class OpenAITranscriber:
         probe = _probe(audio_path)
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
-        response = self._request(audio_path, probe, prompt[:MAX_PROMPT_CHARS])
+        wanted = self._language if language is None else ("" if language == AUTO else language)
+        # Hosted models (whisper-large) echo a short list of terms far less than a small local
+        # model; the service gives no window-level signals to check it with anyway.
+        response = self._request(audio_path, probe, vocabulary_prompt(vocabulary), wanted)
         # No progress to report: the service answers once, with the whole transcript.
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled()
         return _transcript(response, probe)
 
-    def _request(self, audio_path: Path, probe: _Probe, prompt: str) -> dict[str, Any]:
+    def _request(
+        self, audio_path: Path, probe: _Probe, prompt: str, language: str
+    ) -> dict[str, Any]:
         if self._verbose:
             try:
-                return self._post(audio_path, probe, prompt, "verbose_json")
+                return self._post(audio_path, probe, prompt, language, "verbose_json")
             except openai.BadRequestError:
                 # Either the server has no verbose_json or the audio is bad: plain json tells.
-                result = self._post(audio_path, probe, prompt, "json")
+                result = self._post(audio_path, probe, prompt, language, "json")
                 log.info("The transcription endpoint has no verbose_json; using json")
                 self._verbose = False
                 return result
-        return self._post(audio_path, probe, prompt, "json")
+        return self._post(audio_path, probe, prompt, language, "json")
 
     def _post(
         self,
         audio_path: Path,
         probe: _Probe,
         prompt: str,
+        language: str,
         response_format: Literal["json", "verbose_json"],
     ) -> dict[str, Any]:
         try:
@@ -125,7 +134,7 @@ class OpenAITranscriber:
                     model=self._model,
                     response_format=response_format,
                     prompt=prompt or openai.omit,
-                    language=self._language or openai.omit,
+                    language=language or openai.omit,
                 )
         except openai.BadRequestError:
             if response_format == "verbose_json":
@@ -178,20 +187,46 @@ def _transcript(response: dict[str, Any], probe: _Probe) -> Transcript:
     reported = isinstance(duration, int | float) and duration > 0
     total = float(duration) if reported and duration is not None else probe.duration
     segments = response.get("segments")
+    timed: list[Segment] = []
     if isinstance(segments, list) and segments:
         # Whisper invents words on silence; such segments are marked, as locally, and dropped.
         kept = [s for s in segments if isinstance(s, dict) and not _is_silence(s)]
-        text = " ".join(str(s.get("text", "")).strip() for s in kept).strip()
+        timed = [
+            Segment(float(s.get("start", 0)), float(s.get("end", 0)), str(s["text"]).strip())
+            for s in kept
+            if str(s.get("text") or "").strip()
+        ]
+        text = " ".join(s.text for s in timed).strip()
         speech = sum(max(0.0, float(s.get("end", 0)) - float(s.get("start", 0))) for s in kept)
     else:
         speech = total if text else 0.0
     language = response.get("language")
     return Transcript(
         text=text,
-        language=str(language) if language else None,
+        language=_language_code(str(language)) if language else None,
         duration=total,
         speech_duration=speech,
+        segments=tuple(timed),
     )
+
+
+# verbose_json names the language in words ("russian"); the bot stores codes.
+_LANGUAGE_NAMES = {
+    "english": "en",
+    "russian": "ru",
+    "ukrainian": "uk",
+    "german": "de",
+    "french": "fr",
+    "spanish": "es",
+    "italian": "it",
+    "portuguese": "pt",
+    "polish": "pl",
+}
+
+
+def _language_code(reported: str) -> str:
+    name = reported.strip().lower()
+    return _LANGUAGE_NAMES.get(name, name[:16])
 
 
 def _is_silence(segment: dict[str, Any]) -> bool:

@@ -1,22 +1,125 @@
-"""faster-whisper behind the Transcriber protocol; the model is loaded once."""
+"""faster-whisper behind the Transcriber protocol; the model is loaded once.
+
+Two things here go beyond calling `WhisperModel.transcribe`:
+
+* **Vocabulary without echo.** Whisper reads a prompt as text it has already written, and a
+  multilingual model given the writer's section titles as a prompt will often write the titles
+  instead of the speech ("Why we left stored procedures. What broke in the first month." over
+  fifteen seconds of Russian), or loop on one of them. So the vocabulary is a prompt for the
+  first 30-second window only, decoded once without temperature fallback, and that window is
+  checked: if whisper's own quality signals fail (a repetitive or improbable decode) or a
+  segment reproduces the vocabulary (a term repeated, several titles in one segment, a term
+  stretched over seconds of speech), the window is transcribed again without the prompt.
+  Later windows never see the prompt. `bench/vocabulary.py` compares this with the
+  alternatives on the multilingual fixtures.
+* **Language.** A language per call; with `auto`, it is detected over up to three windows of
+  speech and, when WHISPER_LANGUAGES names the writer's languages, only among them (mixed
+  Russian and English is otherwise easily taken for Latin or Lithuanian).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.transcription.base import (
+    AUTO,
     ProgressCallback,
+    Segment,
     Transcript,
     TranscriptionCancelled,
     TranscriptionError,
+    vocabulary_prompt,
+    words,
 )
 
 log = logging.getLogger(__name__)
 
-# Whisper reads at most 224 prompt tokens; a long outline is cut to stay inside that.
-MAX_PROMPT_CHARS = 600
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30.0
+# Whisper's own limits for a decode it does not trust (past them it falls back to sampling).
+MAX_COMPRESSION_RATIO = 2.4
+MIN_AVG_LOGPROB = -1.0
+# An echo loops until the token limit; speech, even fast Russian, needs far fewer tokens a
+# second. The cap makes a looping prompted window cheap to throw away.
+MAX_TOKENS_PER_SECOND = 10
+# A segment holding a vocabulary term at fewer characters per second of speech than this has
+# swallowed speech (people say 10-15 characters a second, in Russian as in English).
+MIN_ECHO_CHARS_PER_SECOND = 5.0
+MIN_ECHO_SEGMENT_SECONDS = 4.0
+# Terms of this many words are titles: two of them in one segment is an echo, not speech.
+TITLE_WORDS = 3
+# Left after the prompted window, less than this is not worth another decode.
+MIN_TAIL_SECONDS = 1.0
+# A pause this long before a segment becomes a paragraph break in the transcript's text: where
+# whisper leaves out punctuation, the spoken-title splitter still sees the heading's boundary.
+PARAGRAPH_PAUSE_SECONDS = 1.5
+# Language detection looks at up to this many windows of speech.
+DETECTION_WINDOWS = 3
+# Below this share of the probability among the candidate languages, detection is unsure.
+SURE_LANGUAGE_SHARE = 0.75
+
+def _count(needle: list[str], haystack: list[str]) -> int:
+    n = len(needle)
+    return sum(1 for i in range(len(haystack) - n + 1) if haystack[i : i + n] == needle)
+
+
+def echo_reason(segments: Sequence[Any], vocabulary: Sequence[str]) -> str | None:
+    """Why the segments of a prompted window look like an echo of the vocabulary, or None.
+
+    `segments` are faster-whisper segments of one window, decoded once (no fallback), with
+    times on the speech-only timeline (voice activity detection already cut the pauses).
+    """
+    terms = [w for w in (words(t) for t in vocabulary) if w]
+    window_words: list[str] = []
+    for segment in segments:
+        if segment.compression_ratio > MAX_COMPRESSION_RATIO:
+            return f"repetitive decode (compression ratio {segment.compression_ratio:.1f})"
+        if segment.avg_logprob < MIN_AVG_LOGPROB:
+            return f"improbable decode (average log-probability {segment.avg_logprob:.2f})"
+        said = words(segment.text)
+        window_words += said
+        found = [t for t in terms if _count(t, said)]
+        if sum(1 for t in found if len(t) >= TITLE_WORDS) >= 2:
+            return "several titles in one segment"
+        seconds = float(segment.end - segment.start)
+        chars = len(segment.text.strip())
+        if (
+            found
+            and seconds >= MIN_ECHO_SEGMENT_SECONDS
+            and chars / seconds < MIN_ECHO_CHARS_PER_SECOND
+        ):
+            return f"a term stretched over {seconds:.0f} s of speech"
+    for term in terms:
+        if _count(term, window_words) >= 2:
+            return f"the term {' '.join(term)!r} repeated"
+    return None
+
+
+def prompt_terms(vocabulary: Sequence[str], language: str | None) -> list[str]:
+    """The terms worth a prompt for speech in `language`.
+
+    Sentence-long terms in Latin letters (English section titles) only for English speech:
+    before Russian speech whisper base echoed them in every run of bench/vocabulary.py, and
+    the window had to be transcribed again (2.7x the time for nothing), while for English
+    they keep a spoken title its own sentence ("Reading list. We start…"). Short terms (the
+    glossary: "RAG", "observability") help in any language.
+    """
+    if language in (None, "en"):
+        return list(vocabulary)
+    return [
+        term for term in vocabulary if not (term.isascii() and len(words(term)) >= TITLE_WORDS)
+    ]
+
+
+@dataclass(frozen=True)
+class _Language:
+    code: str | None
+    unsure: bool = False
 
 
 class WhisperTranscriber:
@@ -30,10 +133,13 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         beam_size: int = 5,
         language: str = "",
+        languages: Sequence[str] = (),
         cpu_threads: int = 0,
         workers: int = 1,
         download_root: Path | None = None,
     ) -> None:
+        """`language`: the default (WHISPER_LANGUAGE; empty = detect); `languages`: the
+        writer's likely languages (WHISPER_LANGUAGES), the only ones detection picks from."""
         from faster_whisper import WhisperModel
 
         log.info(
@@ -56,10 +162,16 @@ class WhisperTranscriber:
         )
         self._workers = workers
         self._beam_size = beam_size
-        self._language = language or None
+        self._multilingual = bool(self._model.model.is_multilingual)
+        self._language = language if language and language != AUTO else None
+        self._languages = [code for code in languages if code]
         # English-only models (*.en) accept no language but English.
-        if self._language and not self._model.model.is_multilingual:
+        if not self._multilingual:
             self._language = None
+
+    @property
+    def multilingual(self) -> bool:
+        return self._multilingual
 
     def warm_up(self) -> None:
         """Run each worker once on a second of synthetic audio, so the first note isn't slow.
@@ -69,7 +181,7 @@ class WhisperTranscriber:
         """
         import numpy as np
 
-        rate = 16000
+        rate = SAMPLE_RATE
         t = np.arange(rate, dtype=np.float32) / rate
         # A voice-like chord with some noise: enough to make the encoder and decoder run.
         rng = np.random.default_rng(0)
@@ -83,7 +195,7 @@ class WhisperTranscriber:
             segments, _ = self._model.transcribe(
                 audio,
                 beam_size=self._beam_size,
-                language=self._language or ("en" if self._model.model.is_multilingual else None),
+                language=self._language or ("en" if self._multilingual else None),
                 vad_filter=False,
                 condition_on_previous_text=False,
             )
@@ -103,44 +215,181 @@ class WhisperTranscriber:
         self,
         audio_path: Path,
         *,
-        prompt: str = "",
+        vocabulary: Sequence[str] = (),
+        language: str | None = None,
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
+        import numpy as np
+        from faster_whisper import decode_audio
+        from faster_whisper.vad import (
+            SpeechTimestampsMap,
+            VadOptions,
+            collect_chunks,
+            get_speech_timestamps,
+        )
+
         try:
-            segments, info = self._model.transcribe(
-                str(audio_path),
-                beam_size=self._beam_size,
-                language=self._language,
-                vad_filter=True,
-                initial_prompt=prompt[:MAX_PROMPT_CHARS] or None,
-                # Conditioning on earlier text makes whisper repeat itself on long notes.
-                condition_on_previous_text=False,
-            )
+            audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
         except Exception as exc:  # av raises many types for damaged input
             raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}") from exc
+        duration = len(audio) / SAMPLE_RATE
+        # Voice activity detection once, here: pauses are cut before whisper sees the audio
+        # (it invents words on silence), and the segments' times are mapped back afterwards.
+        chunks = get_speech_timestamps(audio, VadOptions())
+        if not chunks:
+            return Transcript("", None, duration, 0.0)
+        speech = np.concatenate(collect_chunks(audio, chunks)[0])
+        speech_seconds = len(speech) / SAMPLE_RATE
+        timeline = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+        log.info("Decoding %.1f s of speech (of %.1f s recorded)", speech_seconds, duration)
+        if cancel is not None and cancel.is_set():
+            raise TranscriptionCancelled()
+        chosen = self._choose_language(speech, language)
 
-        texts: list[str] = []
+        vocabulary = prompt_terms(vocabulary, chosen.code)
+        prompt = vocabulary_prompt(vocabulary)
+        dropped = False
+        kept: list[Segment] = []
         try:
+            decoded: Iterable[Any]
+            if prompt:
+                first, dropped = self._prompted_window(speech, chosen.code, prompt, vocabulary)
+                resume = float(first[-1].end) if first else 0.0
+                decoded = first
+                if speech_seconds - resume >= MIN_TAIL_SECONDS:
+                    decoded = _chain(first, self._decode(speech, chosen.code, start=resume))
+            else:
+                decoded = self._decode(speech, chosen.code)
             # Segments are produced lazily: consuming them here, in the worker thread,
             # is where the actual decoding happens.
-            for segment in segments:
+            for segment in decoded:
                 if cancel is not None and cancel.is_set():
                     raise TranscriptionCancelled()
+                start = float(timeline.get_original_time(float(segment.start)))
+                end = float(timeline.get_original_time(float(segment.end), is_end=True))
                 text = segment.text.strip()
                 if text:
-                    texts.append(text)
+                    kept.append(Segment(start, end, text))
                 if progress is not None:
-                    progress(float(segment.end), float(info.duration))
+                    progress(end, duration)
         except TranscriptionCancelled:
             raise
         except Exception as exc:
             raise TranscriptionError(f"decoding failed: {type(exc).__name__}") from exc
 
-        speech = info.duration_after_vad if info.duration_after_vad is not None else info.duration
         return Transcript(
-            text=" ".join(texts).strip(),
-            language=info.language,
-            duration=float(info.duration),
-            speech_duration=float(speech),
+            text=_join(kept),
+            language=chosen.code,
+            duration=duration,
+            speech_duration=speech_seconds,
+            segments=tuple(kept),
+            language_unsure=chosen.unsure,
+            vocabulary_dropped=dropped,
         )
+
+    def _decode(
+        self,
+        speech: Any,
+        language: str | None,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+        prompt: str | None = None,
+        fallback: bool = True,
+    ) -> Iterator[Any]:
+        """Lazily decoded segments of `speech` (between `start` and `end`, in seconds)."""
+        options: dict[str, Any] = {}
+        if start or end is not None:
+            stop = end if end is not None else len(speech) / SAMPLE_RATE
+            options["clip_timestamps"] = [start, stop]
+        if not fallback:
+            options["temperature"] = 0.0
+            stop = end if end is not None else len(speech) / SAMPLE_RATE
+            options["max_new_tokens"] = int(MAX_TOKENS_PER_SECOND * (stop - start)) + 20
+        segments, _ = self._model.transcribe(
+            speech,
+            beam_size=self._beam_size,
+            language=language,
+            vad_filter=False,  # done once, before
+            initial_prompt=prompt,
+            # Conditioning on earlier text makes whisper repeat itself on long notes.
+            condition_on_previous_text=False,
+            **options,
+        )
+        return iter(segments)
+
+    def _prompted_window(
+        self, speech: Any, language: str | None, prompt: str, vocabulary: Sequence[str]
+    ) -> tuple[list[Any], bool]:
+        """The first window decoded with the vocabulary as prompt, or, if that echoed the
+        vocabulary, without it; and whether the vocabulary was dropped."""
+        window_end = min(WINDOW_SECONDS, len(speech) / SAMPLE_RATE)
+        # Only the first decode (seek 0) sees the prompt; whatever follows it is decoded
+        # afterwards, with fallback, from where that decode ended.
+        first = _first_decode(
+            self._decode(speech, language, end=window_end, prompt=prompt, fallback=False)
+        )
+        reason = echo_reason(first, vocabulary)
+        if reason is None:
+            return first, False
+        log.info("Whisper echoed the vocabulary (%s): transcribing without it", reason)
+        return _first_decode(self._decode(speech, language, end=window_end)), True
+
+    def _choose_language(self, speech: Any, requested: str | None) -> _Language:
+        """The language to transcribe in: the one asked for, the default, or detected."""
+        if not self._multilingual:
+            return _Language("en")
+        wanted = self._language if requested is None else requested
+        if wanted and wanted != AUTO:
+            return _Language(wanted)
+        return self._detect(speech)
+
+    def _detect(self, speech: Any) -> _Language:
+        """Sum the language probabilities over the first windows of speech; among the
+        writer's languages only, when they are configured."""
+        from faster_whisper.transcribe import pad_or_trim
+
+        features = self._model.feature_extractor(speech)
+        frames = self._model.feature_extractor.nb_max_frames
+        totals: dict[str, float] = {}
+        for window in range(DETECTION_WINDOWS):
+            chunk = features[..., window * frames : (window + 1) * frames]
+            if window and chunk.shape[-1] < frames // 3:
+                break  # a short rest: the windows before decide
+            encoded = self._model.encode(pad_or_trim(chunk))
+            for token, probability in self._model.model.detect_language(encoded)[0]:
+                code = token[2:-2]
+                if not self._languages or code in self._languages:
+                    totals[code] = totals.get(code, 0.0) + probability
+        if not totals:
+            return _Language(self._languages[0] if self._languages else None, unsure=True)
+        code, best = max(totals.items(), key=lambda item: item[1])
+        share = best / sum(totals.values())
+        log.info("Detected language %s (%.0f%% among the candidates)", code, 100 * share)
+        return _Language(code, unsure=share < SURE_LANGUAGE_SHARE)
+
+
+def _join(segments: Sequence[Segment]) -> str:
+    text = ""
+    for number, segment in enumerate(segments):
+        if number:
+            pause = segment.start - segments[number - 1].end
+            text += "\n\n" if pause >= PARAGRAPH_PAUSE_SECONDS else " "
+        text += segment.text
+    return text.strip()
+
+
+def _first_decode(segments: Iterator[Any]) -> list[Any]:
+    """The segments of the first decoded window (seek 0); the rest is never decoded."""
+    first: list[Any] = []
+    for segment in segments:
+        if segment.seek != 0:
+            break
+        first.append(segment)
+    return first
+
+
+def _chain(first: Iterable[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    yield from first
+    yield from rest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from bot.transcription.base import ProgressCallback, Transcript, TranscriptionCa
 @dataclass
 class Call:
     audio_path: Path
-    prompt: str
+    vocabulary: list[str]
+    language: str | None
 
 
 @dataclass
@@ -36,11 +38,12 @@ class FakeTranscriber:
         self,
         audio_path: Path,
         *,
-        prompt: str = "",
+        vocabulary: Sequence[str] = (),
+        language: str | None = None,
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
-        self.history.append(Call(audio_path, prompt))
+        self.history.append(Call(audio_path, list(vocabulary), language))
         while self.gate is not None and not self.gate.wait(0.01):
             if cancel is not None and cancel.is_set():
                 raise TranscriptionCancelled()
