@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram import Bot, Update
 from telegram.ext import Application, ApplicationBuilder
 
@@ -20,6 +20,7 @@ from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
+from bot.services.llm_endpoints import DatabaseEndpointMemory
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
@@ -83,32 +84,40 @@ def load_transcriber(settings: Settings) -> Transcriber:
     return transcriber
 
 
-def _llm(settings: Settings) -> StructuredLLM:
+def _llm(settings: Settings, sessions: async_sessionmaker[AsyncSession] | None) -> StructuredLLM:
+    """The endpoint client; with `sessions`, what the endpoint accepts is remembered there."""
     return StructuredLLM(
         base_url=settings.openai_base_url or None,
         api_key=settings.openai_api_key.get_secret_value(),
         model=settings.openai_model,
         timeout=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
+        max_output_tokens=settings.llm_max_output_tokens,
+        memory=DatabaseEndpointMemory(sessions) if sessions is not None else None,
+        parallel_requests=settings.llm_parallel_requests,
     )
 
 
-def build_router(settings: Settings) -> LLMRouter | None:
+def build_router(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> LLMRouter | None:
     """The optional LLM routing step (LLM_ROUTING), when an endpoint is configured."""
     if not settings.llm_routing:
         return None
     if not settings.llm_configured:
         log.warning("LLM_ROUTING is on but no LLM is configured; routing by spoken titles only.")
         return None
-    return LLMRouter(_llm(settings))
+    return LLMRouter(_llm(settings, sessions))
 
 
-def build_writer(settings: Settings) -> LLMDraftWriter | None:
+def build_writer(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> LLMDraftWriter | None:
     """The LLM draft writer, or None when no endpoint is configured (prompts checked now)."""
     if not settings.llm_configured:
         log.warning("No LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): /draft is off.")
         return None
-    llm = _llm(settings)
+    llm = _llm(settings, sessions)
     return LLMDraftWriter(
         llm, language=settings.draft_language, context_tokens=settings.llm_context_tokens
     )
@@ -132,7 +141,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         .build()
     )
     chat = TelegramChat(app.bot)
-    router = build_router(settings)
+    router = build_router(settings, sessions)
     worker: TranscriptionWorker | RemoteTranscription
     if settings.separate_workers:
         router = None  # the workers route notes
@@ -151,7 +160,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
             router=router,
             workers=settings.whisper_parallelism[0],
         )
-    writer = build_writer(settings)
+    writer = build_writer(settings, sessions)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
         intake=IntakeService(sessions),
@@ -267,7 +276,7 @@ def build_worker(settings: Settings, transcriber: Transcriber, name: str) -> Wor
         base_file_url=settings.telegram_file_base_url,
         local_mode=settings.telegram_local_bot_api,
     )
-    router = build_router(settings)
+    router = build_router(settings, sessions)
     slots = settings.whisper_parallelism[0]  # notes this worker transcribes at once
     jobs = TranscriptionWorker(
         sessions,

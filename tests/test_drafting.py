@@ -232,7 +232,8 @@ async def test_timeout_is_bounded(
     llm_server.fail_next("timeout", times=2)
     with pytest.raises(UserError) as failure:
         await DraftService(sessions, writer).draft(WRITER)
-    assert failure.value.message == UNAVAILABLE
+    # The writer learns what to change, not that the server is "down".
+    assert "0.5 s" in failure.value.message and "OPENAI_TIMEOUT_SECONDS" in failure.value.message
     await writer.close()
 
 
@@ -258,7 +259,7 @@ async def test_endpoint_without_json_schema_falls_back_to_json_mode(
     assert result.sections_regenerated == 2
     json_mode = [c for c in llm_server.completions() if c.response_format_type == "json_object"]
     assert json_mode and all(
-        '"blocks"' in c.messages[0]["content"] or '"points_total"' in c.messages[0]["content"]
+        '"blocks"' in c.messages[0]["content"] or '"in_draft"' in c.messages[0]["content"]
         for c in json_mode
     )
 

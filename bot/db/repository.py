@@ -14,6 +14,7 @@ from bot.db.models import (
     UNFINISHED_STATUSES,
     Article,
     DraftVersion,
+    LLMEndpoint,
     Note,
     NotePart,
     NoteStatus,
@@ -403,6 +404,28 @@ class Repository:
         self.suggestions = SuggestionRepo(session, owner_id)
         self.drafts = DraftRepo(session, owner_id)
         self.usage = UsageRepo(session, owner_id)
+
+
+class EndpointQueries:
+    """What each LLM endpoint and model accept: shared by every writer, like the endpoint."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, endpoint: str, model: str) -> LLMEndpoint | None:
+        return await self.session.scalar(
+            select(LLMEndpoint).where(LLMEndpoint.endpoint == endpoint, LLMEndpoint.model == model)
+        )
+
+    async def remember(self, endpoint: str, model: str, output_mode: str, streaming: bool) -> None:
+        """Insert or update the row of (endpoint, model); two processes may race to do it."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        values = {"output_mode": output_mode, "streaming": streaming, "negotiated_at": utcnow()}
+        stmt = insert(LLMEndpoint).values(endpoint=endpoint, model=model, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["endpoint", "model"], set_=values)
+        )
 
 
 class JobQueries:
