@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # The model's context window (prompt and answer); longer notes are drafted in stages.
     llm_context_tokens: int = Field(default=12000, ge=1000)
     # Cap on every request's max_tokens (each task asks for what its answer needs, up to this).
-    llm_max_output_tokens: int = Field(default=4096, ge=256, le=200_000)
+    llm_max_output_tokens: int = Field(default=4096, ge=512, le=200_000)
     # Requests sent at once to the endpoint (0 = no limit); 1 for a server that runs one at a
     # time, so a waiting request does not spend its timeout queued on the server.
     llm_parallel_requests: int = Field(default=0, ge=0, le=64)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx2
 import openai
 from pydantic import BaseModel, ValidationError
 
@@ -189,13 +190,16 @@ class StructuredLLM:
         max_output_tokens: int = 4096,
         memory: EndpointMemory | None = None,
         parallel_requests: int = 0,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         # The SDK's own retries would also retry insufficient_quota; ours decide per error.
+        # `http_client`: a seam for tests that record what is sent.
         self._client = openai.AsyncOpenAI(
             base_url=base_url or None,
             api_key=api_key or "not-needed",
             timeout=timeout + SDK_TIMEOUT_MARGIN_S,
             max_retries=0,
+            http_client=http_client,
         )
         self.model = model
         self.endpoint = endpoint_key(base_url)

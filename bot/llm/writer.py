@@ -37,7 +37,9 @@ SECTION_PROMPT = "draft_section"
 CHECK_PROMPT = "check_section"
 CHECK_VARIABLES = {"language", "section_title"}
 SECTION_VARIABLES = {"language", "article_title", "outline", "section_title"}
-MIN_BUDGET_TOKENS = 200
+# The smallest piece of notes worth one call (about 300 characters); an output limit must
+# leave room for an answer about at least this much.
+MIN_BUDGET_TOKENS = 100
 # Each note's delimiters and header, in tokens.
 NOTE_OVERHEAD = 30
 # Room for the request's framing and the estimate's error, in tokens.
@@ -47,22 +49,32 @@ PROMPT_MARGIN = 100
 # into prose (shorter than speech, and English is denser than Russian in tokens), plus the JSON
 # around each block and the quotes of its citations: generous, so a normal answer is never cut.
 DRAFT_OUTPUT_PER_NOTE_TOKEN = 1.25
-DRAFT_OUTPUT_BASE = 300
+DRAFT_OUTPUT_BASE = 120
 # The check lists each point with a quote, restores the lost ones, judges each citation.
 CHECK_OUTPUT_PER_NOTE_TOKEN = 1.0
 CHECK_OUTPUT_PER_CITATION = 15
-CHECK_OUTPUT_BASE = 300
-MIN_OUTPUT_TOKENS = 256
+CHECK_OUTPUT_BASE = 120
+MIN_OUTPUT_TOKENS = 160
 
 TOO_LONG = (
     "These notes are too long for the drafting model even in small parts. "
     "Try a model with a larger context window (OPENAI_MODEL, LLM_CONTEXT_TOKENS)."
 )
-CUT_OFF = (
-    "The drafting model's answers for “{title}” were cut off even for a short part of its "
-    "notes (it reached LLM_MAX_OUTPUT_TOKENS or kept repeating itself). Your notes are safe; "
-    "try a larger model, or raise LLM_MAX_OUTPUT_TOKENS."
+OUTPUT_TOO_SMALL = (
+    "LLM_MAX_OUTPUT_TOKENS ({limit}) is too small for the drafting model to write even a short "
+    "part of a section. Raise it (1024 or more is sensible)."
 )
+CUT_OFF = {
+    "length": (
+        "The drafting model's answer for “{title}” was cut off at LLM_MAX_OUTPUT_TOKENS "
+        "({limit}) even for a short part of its notes. Your notes are safe; raise "
+        "LLM_MAX_OUTPUT_TOKENS, or try a larger model (small ones tend to ramble)."
+    ),
+    "repetition": (
+        "The drafting model kept repeating itself in “{title}”, even for a short part of its "
+        "notes, so I stopped it. Your notes are safe; try /draft again, or a larger model."
+    ),
+}
 
 # A note's text must not be able to open or close a note of its own in the prompt.
 _NOTE_TAG = re.compile(r"<(\s*/?\s*note\b)", re.IGNORECASE)
@@ -224,18 +236,23 @@ class LLMDraftWriter:
         """Draft in as few calls as fit; what does not fit (the server says the context is
         full, or an answer is cut off) goes again, and the rest after it, in smaller pieces."""
         budget = self.notes_budget(system)
+        limit = self._llm.max_output_tokens
+        if (limit - DRAFT_OUTPUT_BASE) / DRAFT_OUTPUT_PER_NOTE_TOKEN < MIN_BUDGET_TOKENS:
+            raise LLMError(OUTPUT_TOO_SMALL.format(limit=limit), kind="output_limit")
         if budget < MIN_BUDGET_TOKENS:
             raise LLMError(TOO_LONG, kind="context_length")
         remaining = list(notes)
         blocks: list[WireBlock] = []
         answers = 0
         cut_off = False
+        # The last resort for a piece that cannot get smaller: the whole output limit.
+        whole_limit = False
         while remaining:
             batch, rest = _take(remaining, budget)
             staged = answers > 0 or bool(rest)
             part = (answers + 1, answers + 1 + len(_batches(rest, budget))) if staged else None
             try:
-                piece = await self._ask(system, batch, part)
+                piece = await self._ask(system, batch, part, whole_limit=whole_limit)
             except ContextTooLong:
                 budget //= 2
                 log.info("Context too long; drafting in smaller pieces (%d tokens)", budget)
@@ -252,18 +269,30 @@ class LLMDraftWriter:
                         budget,
                     )
                     continue
+                if cut.reason == "length" and not whole_limit:
+                    whole_limit = True  # it needs more than estimated: give it all there is
+                    continue
                 salvaged = _salvage(cut.partial)
                 if not salvaged:
-                    raise LLMError(CUT_OFF.format(title=title), kind="cut_off") from None
+                    message = CUT_OFF.get(cut.reason, CUT_OFF["length"])
+                    limit = self._llm.max_output_tokens
+                    text = message.format(title=title, limit=limit)
+                    raise LLMError(text, kind="cut_off") from None
                 log.info("Answer cut off (%s) at the smallest piece; kept what came", cut.reason)
                 piece = DraftPiece(blocks=salvaged)
             blocks.extend(piece.blocks)
             answers += 1
             remaining = rest
+            whole_limit = False
         return blocks, answers, cut_off
 
     async def _ask(
-        self, system: str, notes: Sequence[NoteForDraft], part: tuple[int, int] | None
+        self,
+        system: str,
+        notes: Sequence[NoteForDraft],
+        part: tuple[int, int] | None,
+        *,
+        whole_limit: bool = False,
     ) -> DraftPiece:
         user = format_notes(notes)
         if part is not None:
@@ -276,7 +305,9 @@ class LLMDraftWriter:
             user,
             DraftPiece,
             purpose=DRAFTING,
-            max_tokens=draft_output_tokens(_tokens(notes)),
+            max_tokens=self._llm.max_output_tokens
+            if whole_limit
+            else draft_output_tokens(_tokens(notes)),
         )
 
     async def check_section(
