@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -110,6 +110,7 @@ class Call:
     disconnected: bool = False
     finish_reason: str | None = None
     finished_at: float = 0.0  # time.monotonic() when the answer ended (or the client left)
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def stream(self) -> bool:
