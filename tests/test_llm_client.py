@@ -5,6 +5,7 @@ stream, and one request at a time where asked."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -175,7 +176,10 @@ async def test_parallel_requests_1_sends_one_request_at_a_time(server: FakeOpenA
     await asyncio.gather(*(ask(llm) for _ in range(3)))
     await llm.close()
     calls = sorted(server.calls, key=lambda c: c.started_at)
-    assert all(later.started_at >= earlier.finished_at for earlier, later in zip(calls, calls[1:]))
+    assert all(
+        later.started_at >= earlier.finished_at
+        for earlier, later in itertools.pairwise(calls)
+    )
 
 
 async def _closed(call: Call) -> None:

@@ -24,6 +24,9 @@ class DraftingModel:
 
     cite_missing_note: bool = False
     invent_quote: bool = False
+    # Quotes in other words than the note's, as real models often give: found nowhere, so
+    # the citation check searches every note of the section for each of them.
+    paraphrase_quotes: bool = False
     # The check pass: points to report as lost (note label, point; quoted with the note's
     # last words) and citations to reject.
     lost: list[tuple[str, str]] = field(default_factory=list)
@@ -49,6 +52,8 @@ class DraftingModel:
             quote = " ".join(words[:4])
             if self.invent_quote:
                 quote = "words nobody ever said at all"
+            elif self.paraphrase_quotes:
+                quote = " ".join(f"{w}ish" for w in reversed(words[:6]))
             blocks.append(
                 {
                     "kind": "paragraph",
