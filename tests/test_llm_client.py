@@ -187,3 +187,16 @@ async def _closed(call: Call) -> None:
         if call.finished_at:
             return
         await asyncio.sleep(0.02)
+
+
+async def test_models_that_want_max_completion_tokens_still_get_a_bound(
+    server: FakeOpenAI,
+) -> None:
+    server.reject_max_tokens = True
+    llm = make(server)
+    await ask(llm, max_tokens=70)
+    await ask(llm, max_tokens=80)
+    await llm.close()
+    assert [c.status for c in server.calls] == [400, 200, 200]
+    assert [c.max_tokens for c in server.calls[1:]] == [70, 80]
+    assert all("max_tokens" not in c.body for c in server.calls[1:])

@@ -211,6 +211,8 @@ class StructuredLLM:
         self._negotiation_lock = asyncio.Lock()
         self._send_temperature = True
         self._stream_usage = True
+        # Newer OpenAI models take the bound as max_completion_tokens and refuse max_tokens.
+        self._bound_name = "max_tokens"
         # A server that runs one request at a time makes the others wait; waiting here
         # does not count against a request's deadline, waiting there would.
         self._slots = asyncio.Semaphore(parallel_requests) if parallel_requests > 0 else None
@@ -407,6 +409,10 @@ class StructuredLLM:
             except openai.APIStatusError as exc:
                 if _is_context_error(exc):
                     raise ContextTooLong() from None
+                if self._bound_name == "max_tokens" and _names(exc, "max_completion_tokens"):
+                    log.info("Model takes max_completion_tokens instead of max_tokens")
+                    self._bound_name = "max_completion_tokens"
+                    continue
                 if self._send_temperature and _names(exc, "temperature"):
                     log.info("Model rejects a temperature; asking without one")
                     self._send_temperature = False
@@ -455,7 +461,7 @@ class StructuredLLM:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            "max_tokens": max_tokens,
+            self._bound_name: max_tokens,
         }
         if response_format is not None:
             params["response_format"] = response_format

@@ -398,6 +398,8 @@ class FakeOpenAI:
         self.stream_delay = 0.0
         self.stream_chunk_chars = 40
         self.reject_temperature = False
+        # Like OpenAI's reasoning models: `max_tokens` refused, `max_completion_tokens` wanted.
+        self.reject_max_tokens = False
         # Some OpenAI-compatible servers send no `usage` with their answers.
         self.report_usage = True
         # What /audio/transcriptions answers: the text, and per-segment silence scores.
@@ -746,6 +748,17 @@ class FakeOpenAI:
                     "invalid_request_error",
                     "unsupported_parameter",
                     "temperature",
+                ),
+            )
+        if self.reject_max_tokens and "max_tokens" in call.body:
+            return self._json(
+                400,
+                _error_body(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    "max_tokens",
                 ),
             )
         if max_tokens is not None and call.approx_tokens > max_tokens:
