@@ -42,6 +42,8 @@ log = logging.getLogger("bot")
 SHUTDOWN_GRACE_S = 5.0
 
 NO_LLM = "draft needs an LLM: set OPENAI_API_KEY and/or OPENAI_BASE_URL."
+# check-config reads the remembered LLM mode; an unreachable database must not hold it up.
+CHECK_DATABASE_S = 5.0
 
 
 
@@ -237,11 +239,11 @@ async def remembered_llm_mode(settings: Settings) -> str:
     from bot.services.llm_endpoints import DatabaseEndpointMemory
 
     try:
-        async with _database(settings) as sessions:
+        async with asyncio.timeout(CHECK_DATABASE_S), _database(settings) as sessions:
             negotiated = await DatabaseEndpointMemory(sessions).recall(
                 endpoint_key(settings.openai_base_url), settings.openai_model
             )
-    except Exception as exc:  # no database yet, not migrated, unreachable
+    except Exception as exc:  # no database yet, not migrated, unreachable, too slow
         log.debug("Could not read the remembered LLM mode: %s", type(exc).__name__)
         return "unknown (the database is not reachable or not migrated yet)"
     if negotiated is None:

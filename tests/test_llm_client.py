@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -200,3 +201,35 @@ async def test_models_that_want_max_completion_tokens_still_get_a_bound(
     assert [c.status for c in server.calls] == [400, 200, 200]
     assert [c.max_tokens for c in server.calls[1:]] == [70, 80]
     assert all("max_tokens" not in c.body for c in server.calls[1:])
+
+
+def test_check_config_shows_the_remembered_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from bot.db.migrate import upgrade_to_head
+    from bot.db.session import create_engine, create_session_factory
+    from bot.llm.modes import Negotiated, endpoint_key
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "local-model")
+    assert main(["check-config"]) == 0
+    assert "# LLM structured output: unknown" in capsys.readouterr().out  # not migrated yet
+
+    upgrade_to_head(url)
+    assert main(["check-config"]) == 0
+    assert "not negotiated yet" in capsys.readouterr().out
+
+    async def remember() -> None:
+        engine = create_engine(url)
+        memory = DatabaseEndpointMemory(create_session_factory(engine))
+        key = endpoint_key("http://127.0.0.1:9/v1")
+        await memory.remember(key, "local-model", Negotiated(OutputMode.JSON_OBJECT, False))
+        await engine.dispose()
+
+    asyncio.run(remember())
+    assert main(["check-config"]) == 0
+    assert "# LLM structured output: json_object, not streamed since" in capsys.readouterr().out
