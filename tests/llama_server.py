@@ -138,11 +138,37 @@ class Sent:
     status: int = 0
 
 
+class _AddToBody(httpx2.AsyncHTTPTransport):
+    """Adds server-specific fields to each chat completion request (e.g. `min_tokens`)."""
+
+    def __init__(self, extra: dict[str, Any]) -> None:
+        super().__init__()
+        self._extra = extra
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._extra and request.url.path.endswith("/chat/completions"):
+            body = {**json.loads(request.content or b"{}"), **self._extra}
+            headers = [(k, v) for k, v in request.headers.items() if k.lower() != "content-length"]
+            request = httpx2.Request(
+                request.method,
+                request.url,
+                headers=headers,
+                content=json.dumps(body).encode(),
+                extensions=request.extensions,
+            )
+        return await super().handle_async_request(request)
+
+
 @dataclass
 class Recorder:
-    """An httpx2 client that keeps every chat completion request and its status."""
+    """An httpx2 client that keeps every chat completion request and its status.
+
+    `extra_body` is added to every request on the wire, after it was recorded: llama.cpp's
+    `min_tokens`, say, to make an answer certainly outlast a deadline.
+    """
 
     sent: list[Sent] = field(default_factory=list)
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     def client(self, timeout: float) -> httpx2.AsyncClient:
         async def on_request(request: httpx2.Request) -> None:
@@ -154,5 +180,7 @@ class Recorder:
                 self.sent[-1].status = response.status_code
 
         return httpx2.AsyncClient(
-            timeout=timeout, event_hooks={"request": [on_request], "response": [on_response]}
+            timeout=timeout,
+            event_hooks={"request": [on_request], "response": [on_response]},
+            transport=_AddToBody(self.extra_body),
         )

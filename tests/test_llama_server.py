@@ -8,6 +8,7 @@ answers a few tokens a second on a busy two-core machine.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from bot.domain import UserError
 from bot.drafting.citations import verified_quote
 from bot.drafting.service import DraftService
 from bot.llm.client import TIMED_OUT, UNAVAILABLE, LLMError, StructuredLLM
-from bot.llm.modes import OutputMode
+from bot.llm.modes import Negotiated, OutputMode
 from bot.llm.writer import LLMDraftWriter
 from bot.notes.intake import IntakeService
 from bot.services.llm_endpoints import DatabaseEndpointMemory
@@ -110,33 +111,56 @@ async def test_structured_output_is_negotiated_remembered_and_shown_by_check_con
     assert (await remembered_llm_mode(settings)).startswith("json_object+schema, streamed since")
 
 
+class _Remembered:
+    """An EndpointMemory that already knows the mode: here, no grammar at all."""
+
+    def __init__(self, mode: OutputMode) -> None:
+        self._negotiated = Negotiated(mode, True, datetime.now(UTC))
+
+    async def recall(self, endpoint: str, model: str) -> Negotiated | None:
+        return self._negotiated
+
+    async def remember(self, endpoint: str, model: str, negotiated: Negotiated) -> None:
+        self._negotiated = negotiated
+
+
 async def test_a_request_given_up_on_is_closed_so_the_server_stops_and_is_free_again(
     llama_server: LlamaServer,
 ) -> None:
-    recorder = Recorder()
-    slow = client(llama_server, recorder, timeout=4.0, max_retries=0)
+    # The server may not end the answer before 1500 tokens: far past a 2 s deadline.
+    recorder = Recorder(extra_body={"min_tokens": 1500})
+    slow = StructuredLLM(
+        base_url=llama_server.base_url,
+        api_key="",
+        model=llama_server.model,
+        timeout=2.0,
+        max_retries=0,
+        memory=_Remembered(OutputMode.PROMPT),
+        http_client=recorder.client(30),
+    )
     mark = llama_server.mark()
     try:
         with pytest.raises(LLMError) as failure:
             await slow.complete(
                 "Reply in JSON.",
-                "List five hundred different fruits, one by one.",
+                "List every fruit you know, with a long description of each.",
                 Fruits,
                 purpose="drafting",
                 max_tokens=2000,
             )
     finally:
         await slow.close()
-    assert failure.value.message == TIMED_OUT.format(seconds=4.0)
+    assert failure.value.message == TIMED_OUT.format(seconds=2.0)
     assert "OPENAI_TIMEOUT_SECONDS" in failure.value.message
+    assert recorder.sent[0].body["max_tokens"] == 2000 and recorder.sent[0].body["stream"]
     # The server noticed the closed stream and stopped generating (it logs the hang-up)…
     log = await _eventually_logged(llama_server, mark, "Disconnected from client")
     assert "Disconnected from client" in log
-    # …so the next request is served instead of queueing behind 2000 tokens nobody reads.
+    # …so the next request is served instead of queueing behind 1500 tokens nobody reads.
     fresh = client(llama_server, Recorder(), timeout=120.0, max_retries=0)
     try:
         answer = await fresh.complete(
-            "Reply in JSON.", "Name a fruit.", Fruits, purpose="drafting", max_tokens=16
+            "Reply in JSON.", "Name one fruit.", Fruits, purpose="drafting", max_tokens=64
         )
     finally:
         await fresh.close()
