@@ -258,6 +258,11 @@ def coverage(result: DraftResult) -> str:
     if figures.claims_ignored:
         ignored = figures.claims_ignored
         line += f" Ignored {ignored} claim(s) of the checker not found in your notes."
+    if figures.inconclusive:
+        line += (
+            f" In {figures.inconclusive} section(s) the check verified nothing, so it changed "
+            "nothing there."
+        )
     return line
 
 
