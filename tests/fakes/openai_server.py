@@ -541,6 +541,8 @@ class FakeOpenAI:
         self.accept_json_object_schema = True
         self.streaming = True
         self.stream_delay = 0.0
+        self.stream_chunk_chars = 40
+        self.reject_max_tokens = False
 
     def set_responder(self, responder: Responder) -> None:
         """Set the fallback responder (used when no on_schema() responder matches)."""
