@@ -30,6 +30,7 @@ from bot.notes.transcribe import TranscriptionJob
 from bot.notes.vocabulary import VocabularyService
 from bot.notes.worker import TranscriptionWorker
 from bot.services.inbox import Inbox
+from bot.services.llm_endpoints import DatabaseEndpointMemory
 from bot.services.outbox import OutboxDelivery
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService
@@ -82,32 +83,40 @@ def load_transcriber(settings: Settings) -> Transcriber:
     return transcriber
 
 
-def _llm(settings: Settings) -> StructuredLLM:
+def _llm(settings: Settings, sessions: async_sessionmaker[AsyncSession] | None) -> StructuredLLM:
+    """The endpoint client; with `sessions`, what the endpoint accepts is remembered there."""
     return StructuredLLM(
         base_url=settings.openai_base_url or None,
         api_key=settings.openai_api_key.get_secret_value(),
         model=settings.openai_model,
         timeout=settings.openai_timeout_seconds,
         max_retries=settings.openai_max_retries,
+        max_output_tokens=settings.llm_max_output_tokens,
+        memory=DatabaseEndpointMemory(sessions) if sessions is not None else None,
+        parallel_requests=settings.llm_parallel_requests,
     )
 
 
-def build_router(settings: Settings) -> LLMRouter | None:
+def build_router(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> LLMRouter | None:
     """The optional LLM routing step (LLM_ROUTING), when an endpoint is configured."""
     if not settings.llm_routing:
         return None
     if not settings.llm_configured:
         log.warning("LLM_ROUTING is on but no LLM is configured; routing by spoken titles only.")
         return None
-    return LLMRouter(_llm(settings))
+    return LLMRouter(_llm(settings, sessions))
 
 
-def build_writer(settings: Settings) -> LLMDraftWriter | None:
+def build_writer(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession] | None = None
+) -> LLMDraftWriter | None:
     """The LLM draft writer, or None when no endpoint is configured (prompts checked now)."""
     if not settings.llm_configured:
         log.warning("No LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL): /draft is off.")
         return None
-    llm = _llm(settings)
+    llm = _llm(settings, sessions)
     return LLMDraftWriter(
         llm, language=settings.draft_language, context_tokens=settings.llm_context_tokens
     )
@@ -127,7 +136,7 @@ def _transcription(
     timing: Timing,
     name: str,
 ) -> tuple[TranscriptionWorker, LLMRouter | None]:
-    router = build_router(settings)
+    router = build_router(settings, sessions)
     job = TranscriptionJob(
         queue,
         transcriber,
@@ -274,7 +283,7 @@ def build_bot(
         worker, router = _transcription(
             settings, sessions, queue, transcriber, app.bot, timing, worker_name("bot")
         )
-    writer = build_writer(settings)
+    writer = build_writer(settings, sessions)
     intake = IntakeService(
         sessions,
         on_queued=worker.wake if worker is not None else lambda: None,

@@ -35,6 +35,8 @@ log = logging.getLogger("bot")
 SHUTDOWN_GRACE_S = 5.0
 
 NO_LLM = "draft needs an LLM: set OPENAI_API_KEY and/or OPENAI_BASE_URL."
+# check-config reads the remembered LLM mode; an unreachable database must not hold it up.
+CHECK_DATABASE_S = 5.0
 
 
 
@@ -223,12 +225,34 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
-    """Validate the settings and print them, secrets masked."""
+    """Validate the settings and print them, secrets masked, and what the LLM accepts."""
     for name, value in settings.model_dump().items():
         if name == "database_url":
             value = settings.database_url_safe
         print(f"{name.upper()}={value}")
+    if settings.llm_configured:
+        print(f"# LLM structured output: {asyncio.run(remembered_llm_mode(settings))}")
     return 0
+
+
+async def remembered_llm_mode(settings: Settings) -> str:
+    """How the configured endpoint and model were last asked for JSON, from the database."""
+    from bot.llm.modes import describe, endpoint_key
+    from bot.services.llm_endpoints import DatabaseEndpointMemory
+
+    try:
+        async with asyncio.timeout(CHECK_DATABASE_S), _database(settings) as sessions:
+            negotiated = await DatabaseEndpointMemory(sessions).recall(
+                endpoint_key(settings.openai_base_url), settings.openai_model
+            )
+    except Exception as exc:  # no database yet, not migrated, unreachable, too slow
+        log.debug("Could not read the remembered LLM mode: %s", type(exc).__name__)
+        return "unknown (the database is not reachable or not migrated yet)"
+    if negotiated is None:
+        return "not negotiated yet (the first /draft finds it out and remembers it)"
+    when = negotiated.negotiated_at
+    since = f" since {when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
+    return f"{describe(negotiated)}{since}"
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -446,12 +470,15 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
     """Draft like /draft (incremental, stored as a version, usage recorded for the writer)."""
     from bot.app import build_writer
     from bot.drafting.service import DraftService
+    from bot.telegram.texts import draft_notices
 
-    writer = build_writer(settings) if settings.llm_configured else None
-    if writer is None:
+    if not settings.llm_configured:
         raise UserError(NO_LLM)
-    try:
-        async with _database(settings) as sessions:
+    async with _database(settings) as sessions:
+        writer = build_writer(settings, sessions)
+        if writer is None:
+            raise UserError(NO_LLM)
+        try:
             article = await find_article(sessions, owner_id, args.article)
             service = DraftService(sessions, writer, check=settings.draft_check)
             with _progress(0, "Drafting", "section") as bar:
@@ -463,8 +490,8 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
                 result = await service.draft(
                     owner_id, args.section, article_id=article.id, progress=advance
                 )
-    finally:
-        await writer.close()
+        finally:
+            await writer.close()
     _write_or_print(result.markdown, args.out)
     if result.from_stored:
         summary = "Nothing new since the last draft: this is the stored one."
@@ -475,14 +502,16 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
         )
     figures = result.figures
     if figures.checked:
-        kept = figures.points_total - figures.points_restored
         summary += (
-            f" Kept {kept}/{figures.points_total} points, restored {figures.points_restored};"
-            f" {figures.citations_removed} unsupported citation(s) removed."
+            f" Kept {figures.points_kept}/{figures.points_total} verified points, restored "
+            f"{figures.points_restored}; {figures.citations_removed} unsupported citation(s) "
+            "removed."
         )
     if result.unfinished_notes:
         summary += f" {result.unfinished_notes} note(s) still being transcribed are not in it."
     print(summary, file=sys.stderr)
+    for notice in draft_notices(result, html=False):
+        print(notice, file=sys.stderr)
     return 0
 
 

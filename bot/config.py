@@ -91,10 +91,16 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = SecretStr("")
     openai_base_url: str = ""
     openai_model: str = "gpt-4o-mini"
+    # The whole answer of one request, however long it streams; a model on a CPU needs more.
     openai_timeout_seconds: float = Field(default=120.0, gt=0)
     openai_max_retries: int = Field(default=2, ge=0, le=10)
-    # Prompt budget per LLM call; longer notes are drafted in stages.
+    # The model's context window (prompt and answer); longer notes are drafted in stages.
     llm_context_tokens: int = Field(default=12000, ge=1000)
+    # Cap on every request's max_tokens (each task asks for what its answer needs, up to this).
+    llm_max_output_tokens: int = Field(default=4096, ge=512, le=200_000)
+    # Requests sent at once to the endpoint (0 = no limit); 1 for a server that runs one at a
+    # time, so a waiting request does not spend its timeout queued on the server.
+    llm_parallel_requests: int = Field(default=0, ge=0, le=64)
     draft_language: str = "English"
     # After drafting a section, ask the LLM which points were lost and which citations fail.
     draft_check: bool = True

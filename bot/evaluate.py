@@ -74,14 +74,15 @@ def format_report(result: DraftResult, model: str, note_count: int) -> str:
             f"{f.points_restored:>8} {f.citations_checked:>5} {f.citations_removed:>7}"
         )
     total = result.figures
-    kept = total.points_total - total.points_restored
+    kept = total.points_kept
     share = f"{kept / total.points_total:.0%}" if total.points_total else "n/a"
     cited = total.citations_checked - total.citations_removed
     cite_share = f"{cited / total.citations_checked:.0%}" if total.citations_checked else "n/a"
     rows += [
         "",
-        f"coverage: {kept}/{total.points_total} points kept by the first draft ({share}), "
-        f"{total.points_restored} restored",
+        f"coverage: {kept}/{total.points_total} verified points kept by the first draft "
+        f"({share}), {total.points_restored} restored, {total.claims_ignored} unverified "
+        "claims ignored",
         f"citations: {cited}/{total.citations_checked} supported ({cite_share}), "
         f"{total.citations_removed} removed",
     ]

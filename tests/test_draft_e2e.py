@@ -63,7 +63,7 @@ async def test_draft_is_sent_in_chat_and_as_markdown_file_and_cached(
 ) -> None:
     summary = await draft(bot)
     assert "2 of 2 sections with notes redrafted" in summary
-    assert "Kept 2/2 points; citations checked." in summary
+    assert "Kept 2/2 verified points; citations checked." in summary
     filename, markdown = documents(bot)[-1]
     assert filename == "book-club.md"
     assert markdown.startswith("# Book club\n")

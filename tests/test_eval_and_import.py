@@ -94,7 +94,8 @@ def test_eval_prints_coverage_and_citation_figures_and_never_touches_the_bot_dat
     ]
     assert all(int(notes) >= 1 for _, _, notes, *_ in rows)
     assert re.search(
-        r"coverage: \d+/\d+ points kept by the first draft \(\d+%\), [1-9]\d* restored", report
+        r"coverage: \d+/\d+ verified points kept by the first draft \(\d+%\), [1-9]\d* restored",
+        report,
     )
     assert re.search(r"citations: \d+/\d+ supported \(\d+%\), [1-9]\d* removed", report)
     draft = out.read_text()

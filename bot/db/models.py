@@ -390,3 +390,25 @@ class GlossaryTerm(Base):
     term: Mapped[str] = mapped_column(String(100))
     term_key: Mapped[str] = mapped_column(String(100))  # casefolded, spaces collapsed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LLMEndpoint(Base):
+    """What an OpenAI-compatible endpoint and model accept, learned once and remembered.
+
+    One row per (endpoint, model): the structured-output mode that worked (json_schema, JSON
+    mode with the schema, or JSON mode with the schema only in the prompt) and whether
+    streaming works, so a restart does not pay for failed requests again.
+    """
+
+    __tablename__ = "llm_endpoints"
+    __table_args__ = (
+        UniqueConstraint("endpoint", "model", name="uq_llm_endpoints_endpoint_model"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(500))
+    model: Mapped[str] = mapped_column(String(200))
+    output_mode: Mapped[str] = mapped_column(String(40))
+    streaming: Mapped[bool] = mapped_column(Boolean, default=True)
+    negotiated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -22,6 +22,7 @@ from bot.db.models import (
     DraftVersion,
     GlossaryTerm,
     InboxUpdate,
+    LLMEndpoint,
     MessageView,
     Note,
     NotePart,
@@ -479,6 +480,24 @@ async def database_now(session: AsyncSession) -> datetime:
         if value is not None:
             return value
     return utcnow()
+class EndpointQueries:
+    """What each LLM endpoint and model accept: shared by every writer, like the endpoint."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, endpoint: str, model: str) -> LLMEndpoint | None:
+        return await self.session.scalar(
+            select(LLMEndpoint).where(LLMEndpoint.endpoint == endpoint, LLMEndpoint.model == model)
+        )
+
+    async def remember(self, endpoint: str, model: str, output_mode: str, streaming: bool) -> None:
+        """Insert or update the row of (endpoint, model); two processes may race to do it."""
+        values = {"output_mode": output_mode, "streaming": streaming, "negotiated_at": utcnow()}
+        stmt = _insert(self.session, LLMEndpoint).values(endpoint=endpoint, model=model, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["endpoint", "model"], set_=values)
+        )
 
 
 class QueueQueries:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.llm.schemas import DraftPiece
+from bot.drafting.model import Block
 
 KIND_NAMES = {"voice": "Voice note", "audio": "Audio", "video": "Video note", "text": "Text note"}
 EMPTY_SECTION = "_No notes for this section yet._"
@@ -16,12 +16,44 @@ EMPTY_SECTION = "_No notes for this section yet._"
 IN_INTRODUCTION = "_This section's notes are about the whole article: see the introduction._"
 
 
+def model_returned_nothing(number: int) -> str:
+    return (
+        "_The model returned nothing for this section. Your notes are kept; "
+        f"send /draft {number} to try again._"
+    )
+
+
 @dataclass(frozen=True)
 class NoteRef:
+    """A note's text in one section, for the notes export."""
+
     label: str
     created_at: datetime
     kind: str
     text: str
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """What a footnote shows about one cited note part."""
+
+    created_at: datetime
+    kind: str
+    text: str
+    part_number: int = 1
+    parts_in_note: int = 1
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """One section as rendered: its blocks, or why it has none."""
+
+    number: int
+    title: str
+    blocks: Sequence[Block]
+    has_notes: bool
+    # Its draft had only passages about the whole article, which now open the draft.
+    went_to_introduction: bool = False
 
 
 def stamp(moment: datetime) -> str:
@@ -38,41 +70,50 @@ def slugify(title: str) -> str:
 
 
 class _Footnotes:
-    """Numbers footnotes in order of first use; one footnote per cited note."""
+    """Numbers footnotes in order of first use; one footnote per cited note part.
 
-    def __init__(self, notes: Mapping[str, NoteRef]) -> None:
-        self._notes = notes
-        self._numbers: dict[str, int] = {}
-        self._quotes: dict[str, str] = {}
+    A recording split over several sections is cited per part, so each footnote quotes (or
+    shows the opening words of) the part it cites, not another part of the same recording.
+    """
 
-    def ref(self, label: str, quote: str) -> str:
-        if label not in self._notes:
+    def __init__(self, parts: Mapping[int, PartRef]) -> None:
+        self._parts = parts
+        self._numbers: dict[int, int] = {}
+        self._quotes: dict[int, str] = {}
+
+    def ref(self, part_id: int | None, quote: str) -> str:
+        if part_id is None or part_id not in self._parts:
             return ""
-        if label not in self._numbers:
-            self._numbers[label] = len(self._numbers) + 1
-        if quote and label not in self._quotes:
-            self._quotes[label] = quote
-        return f"[^{self._numbers[label]}]"
+        if part_id not in self._numbers:
+            self._numbers[part_id] = len(self._numbers) + 1
+        if quote and part_id not in self._quotes:
+            self._quotes[part_id] = quote
+        return f"[^{self._numbers[part_id]}]"
 
     def render(self) -> list[str]:
         lines = []
-        for label, number in self._numbers.items():
-            note = self._notes[label]
-            quote = self._quotes.get(label)
+        for part_id, number in self._numbers.items():
+            part = self._parts[part_id]
+            quote = self._quotes.get(part_id)
             if quote:
                 shown = f"“{quote}”"
             else:
-                words = note.text.split()
+                words = part.text.split()
                 shown = "begins “" + " ".join(words[:10]) + ("…”" if len(words) > 10 else "”")
-            kind = KIND_NAMES.get(note.kind, "Note")
-            lines.append(f"[^{number}]: {kind}, {stamp(note.created_at)}: {shown}")
+            kind = KIND_NAMES.get(part.kind, "Note")
+            where = (
+                f", part {part.part_number} of {part.parts_in_note}"
+                if part.parts_in_note > 1
+                else ""
+            )
+            lines.append(f"[^{number}]: {kind}, {stamp(part.created_at)}{where}: {shown}")
         return lines
 
 
-def _piece_lines(piece: DraftPiece, footnotes: _Footnotes) -> list[str]:
+def _block_lines(blocks: Sequence[Block], footnotes: _Footnotes) -> list[str]:
     lines: list[str] = []
-    for block in piece.blocks:
-        refs = "".join(footnotes.ref(c.note_id, c.quote) for c in block.citations)
+    for block in blocks:
+        refs = "".join(footnotes.ref(c.part_id, c.quote) for c in block.citations)
         text = " ".join(block.text.split()) if block.kind == "todo" else block.text.strip()
         if block.kind == "todo":
             lines.append(f"**TODO:** {text}{refs}")
@@ -84,23 +125,24 @@ def _piece_lines(piece: DraftPiece, footnotes: _Footnotes) -> list[str]:
 
 def render_article(
     title: str,
-    introduction: DraftPiece | None,
-    sections: Sequence[tuple[str, DraftPiece | None]],
-    notes: Mapping[str, NoteRef],
+    introduction: Sequence[Block],
+    sections: Sequence[SectionView],
+    parts: Mapping[int, PartRef],
 ) -> str:
     """The whole draft: title, introduction, a heading per section in order, footnotes."""
-    footnotes = _Footnotes(notes)
+    footnotes = _Footnotes(parts)
     lines = [f"# {title}", ""]
-    if introduction is not None and introduction.blocks:
-        lines += _piece_lines(introduction, footnotes)
-    for section_title, piece in sections:
-        lines += [f"## {section_title}", ""]
-        if piece is None:
+    lines += _block_lines(introduction, footnotes)
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        if not section.has_notes:
             lines += [EMPTY_SECTION, ""]
-        elif not piece.blocks:
+        elif section.blocks:
+            lines += _block_lines(section.blocks, footnotes)
+        elif section.went_to_introduction:
             lines += [IN_INTRODUCTION, ""]
         else:
-            lines += _piece_lines(piece, footnotes)
+            lines += [model_returned_nothing(section.number), ""]
     notes_lines = footnotes.render()
     if notes_lines:
         lines += ["---", "", *notes_lines]

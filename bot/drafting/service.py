@@ -8,7 +8,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,12 +16,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import Article
 from bot.db.repository import Repository
 from bot.domain import UserError
-from bot.drafting.citations import check_citations
-from bot.drafting.coverage import Figures, StoredPiece, apply_report
-from bot.drafting.markdown import NoteRef, render_article, render_notes_export, slugify
-from bot.llm.schemas import Block, CoverageReport, DraftPiece, NoteForDraft
+from bot.drafting.citations import SourceIndex, check_citations
+from bot.drafting.coverage import apply_report
+from bot.drafting.markdown import (
+    NoteRef,
+    PartRef,
+    SectionView,
+    render_article,
+    render_notes_export,
+    slugify,
+)
+from bot.drafting.model import (
+    Block,
+    CheckReport,
+    Figures,
+    SectionDraft,
+    Source,
+    WrittenSection,
+)
 from bot.notes.lifecycle import NoteState
 from bot.services.outline import require_article
+from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
 
 log = logging.getLogger(__name__)
@@ -33,28 +48,29 @@ NO_LLM = (
 
 
 class DraftWriter(Protocol):
+    """Writes and checks one section's draft (the LLM, or a fake in tests)."""
+
     @property
     def model(self) -> str: ...
     @property
     def language(self) -> str: ...
     @property
     def section_version(self) -> str: ...
+    @property
+    def check_version(self) -> str: ...
 
     async def draft_section(
         self,
         article_title: str,
         outline: Sequence[str],
         section_title: str,
-        notes: Sequence[NoteForDraft],
+        sources: Sequence[Source],
         glossary: Sequence[str] = (),
-    ) -> DraftPiece: ...
-
-    @property
-    def check_version(self) -> str: ...
+    ) -> WrittenSection: ...
 
     async def check_section(
-        self, section_title: str, notes: Sequence[NoteForDraft], piece: DraftPiece
-    ) -> CoverageReport: ...
+        self, section_title: str, sources: Sequence[Source], blocks: Sequence[Block]
+    ) -> CheckReport: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,11 @@ class SectionReport:
     notes: int
     regenerated: bool
     figures: Figures
+    # Some answer was cut off, so the section went to the model in `answers` smaller pieces.
+    cut_off: bool = False
+    answers: int = 0
+    # The model returned nothing for a section with notes (not cached: /draft n retries).
+    empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +106,7 @@ class _Section:
     id: int
     number: int
     title: str
-    notes: list[NoteRef]
+    sources: list[Source]
 
 
 @dataclass(frozen=True)
@@ -93,19 +114,21 @@ class _Snapshot:
     article_id: int
     title: str
     sections: list[_Section]
+    parts: dict[int, PartRef]  # every filed part, for footnotes
     cached: dict[str, str]  # cache key -> stored JSON
     latest_markdown: str | None
     unfinished: int  # notes still being transcribed, so not in this draft
     glossary: list[str]  # the writer's spelling of names and terms (/glossary)
 
 
+# Bumped when what is cached changes shape: older rows are then never read, and each section
+# is redrafted once.
+CACHE_FORMAT = "section-v2"
+
+
 def _cache_key(kind: str, version: str, model: str, language: str, payload: object) -> str:
     raw = json.dumps([kind, version, model, language, payload], ensure_ascii=False)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
-
-
-def _for_llm(notes: Sequence[NoteRef]) -> list[NoteForDraft]:
-    return [NoteForDraft(n.label, n.created_at, n.kind, n.text) for n in notes]
 
 
 class DraftService:
@@ -148,76 +171,96 @@ class DraftService:
                         f"There is no section {section_number}: pick 1 to {len(sections)}."
                     )
                 sections = [sections[section_number - 1]]
-            if not any(s.notes for s in snapshot.sections):
+            if not any(s.sources for s in snapshot.sections):
                 raise UserError(
                     "There are no notes to draft yet. Send a voice note or a text first."
                 )
             outline = [s.title for s in snapshot.sections]
 
             # No transaction is open while the LLM works; results are stored afterwards.
-            new: dict[str, tuple[int | None, StoredPiece]] = {}
-            pieces: dict[int, DraftPiece | None] = {}
+            new: dict[str, tuple[int | None, SectionDraft]] = {}
+            drafted: dict[int, SectionDraft | None] = {}
             figures = Figures()
             reports: list[SectionReport] = []
             check_version = writer.check_version if self._check else "unchecked"
             for done, section in enumerate(sections):
                 if progress is not None:
                     progress(done, len(sections))
-                if not section.notes:
-                    pieces[section.id] = None
+                if not section.sources:
+                    drafted[section.id] = None
                     reports.append(
                         SectionReport(section.number, section.title, 0, False, Figures())
                     )
                     continue
                 key = _cache_key(
-                    "section",
+                    CACHE_FORMAT,
                     f"{writer.section_version}+{check_version}",
                     writer.model,
                     writer.language,
-                    [snapshot.title, section.title, [(n.label, n.text) for n in section.notes]],
+                    [
+                        snapshot.title,
+                        section.title,
+                        [(s.label, s.part_ids, s.text) for s in section.sources],
+                    ],
                 )
-                if key in snapshot.cached:
-                    stored = StoredPiece.model_validate_json(snapshot.cached[key])
-                else:
+                regenerated = key not in snapshot.cached
+                if regenerated:
                     stored = await self._draft_section(
                         writer, snapshot.title, outline, section, snapshot.glossary
                     )
-                    new[key] = (section.id, stored)
-                pieces[section.id] = stored.piece
+                    if stored.blocks:  # an empty answer is not kept: /draft n asks again
+                        new[key] = (section.id, stored)
+                else:
+                    stored = SectionDraft.model_validate_json(snapshot.cached[key])
+                drafted[section.id] = stored
                 figures += stored.figures
                 reports.append(
                     SectionReport(
                         section.number,
                         section.title,
-                        len(section.notes),
-                        key in new,
+                        len(section.sources),
+                        regenerated,
                         stored.figures,
+                        cut_off=stored.cut_off,
+                        answers=stored.answers,
+                        empty=not stored.blocks,
                     )
                 )
-            regenerated = len(new)
+            regenerated_count = sum(1 for r in reports if r.regenerated)
             if progress is not None:
                 progress(len(sections), len(sections))
 
-            introduction: DraftPiece | None = None
-            if section_number is None:
-                # The introduction is what the section drafts marked as being about the whole
-                # article: no LLM call of its own, so a new note costs only its section.
-                introduction = _move_introduction(sections, pieces)
-
-            all_notes = {n.label: n for s in snapshot.sections for n in s.notes}
-            markdown = render_article(
-                snapshot.title,
-                introduction,
-                [(s.title, pieces.get(s.id)) for s in sections],
-                all_notes,
-            )
+            introduction: list[Block] = []
+            views: list[SectionView] = []
+            for section in sections:
+                stored_or_none = drafted.get(section.id)
+                blocks = list(stored_or_none.blocks) if stored_or_none else []
+                moved = False
+                if section_number is None:
+                    # The introduction is what the section drafts marked as being about the
+                    # whole article: no LLM call of its own, so a new note costs only its
+                    # section.
+                    opening = [b for b in blocks if b.kind == "introduction"]
+                    introduction += [b.model_copy(update={"kind": "paragraph"}) for b in opening]
+                    blocks = [b for b in blocks if b.kind != "introduction"]
+                    moved = bool(opening)
+                views.append(
+                    SectionView(
+                        section.number,
+                        section.title,
+                        blocks,
+                        has_notes=bool(section.sources),
+                        went_to_introduction=moved and not blocks,
+                    )
+                )
+            markdown = render_article(snapshot.title, introduction, views, snapshot.parts)
             from_stored = section_number is None and markdown == snapshot.latest_markdown
             await self._store(
                 owner_id,
                 snapshot.article_id,
                 new,
                 markdown if section_number is None and not from_stored else None,
-                regenerated,
+                regenerated_count,
                 writer.model,
                 figures,
             )
@@ -228,8 +271,8 @@ class DraftService:
                 if section_number is None
                 else f"{slug}-section-{section_number}.md",
                 sections_total=len(snapshot.sections),
-                sections_with_notes=sum(1 for s in sections if s.notes),
-                sections_regenerated=regenerated,
+                sections_with_notes=sum(1 for s in sections if s.sources),
+                sections_regenerated=regenerated_count,
                 from_stored=from_stored,
                 figures=figures,
                 sections=reports,
@@ -243,18 +286,25 @@ class DraftService:
         title: str,
         outline: list[str],
         section: _Section,
-        glossary: list[str],
-    ) -> StoredPiece:
-        notes = {n.label: n.text for n in section.notes}
-        drafted = await writer.draft_section(
-            title, outline, section.title, _for_llm(section.notes), glossary
+        glossary: Sequence[str],
+    ) -> SectionDraft:
+        written = await writer.draft_section(
+            title, outline, section.title, section.sources, glossary
         )
-        piece = check_citations(drafted, notes)
-        if not self._check:
-            return StoredPiece(piece=piece)
-        report = await writer.check_section(section.title, _for_llm(section.notes), piece)
-        checked, figures = apply_report(piece, report, notes)
-        return StoredPiece(piece=checked, figures=figures)
+        index = SourceIndex(section.sources)
+        # Fuzzy matching over many notes is CPU work: off the event loop, so other writers
+        # are answered meanwhile.
+        blocks = await run_in_daemon_thread(check_citations, written.blocks, index)
+        figures = Figures()
+        if self._check and blocks:
+            report = await writer.check_section(section.title, section.sources, blocks)
+            blocks, figures = await run_in_daemon_thread(apply_report, blocks, report, index)
+        return SectionDraft(
+            blocks=tuple(blocks),
+            answers=written.answers,
+            cut_off=written.cut_off,
+            figures=figures,
+        )
 
     async def latest_draft(self, owner_id: int, article_id: int | None = None) -> tuple[str, str]:
         """The last stored draft as (filename, markdown)."""
@@ -273,7 +323,12 @@ class DraftService:
         """Every transcript grouped by section, as (filename, markdown)."""
         snapshot = await self._snapshot(owner_id, article_id, with_cache=False)
         markdown = render_notes_export(
-            snapshot.title, [(s.title, s.notes) for s in snapshot.sections], snapshot.unfinished
+            snapshot.title,
+            [
+                (s.title, [NoteRef(x.label, x.created_at, x.kind, x.text) for x in s.sources])
+                for s in snapshot.sections
+            ],
+            snapshot.unfinished,
         )
         return f"{slugify(snapshot.title)}-notes.md", markdown
 
@@ -283,19 +338,36 @@ class DraftService:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             article = await _article(repo, article_id)
-            by_section: defaultdict[int, list[NoteRef]] = defaultdict(list)
-            for part, note in await repo.parts.of_article(article.id):
-                if note.state != NoteState.FILED:
-                    continue
-                notes = by_section[part.section_id]
-                label = f"N{note.id}"
-                if notes and notes[-1].label == label:  # two parts of one note, one section
-                    last = notes[-1]
-                    notes[-1] = NoteRef(
-                        label, last.created_at, last.kind, f"{last.text}\n{part.text}"
+            rows = [
+                (part, note)
+                for part, note in await repo.parts.of_article(article.id)
+                if note.state == NoteState.FILED
+            ]
+            parts_in_note: defaultdict[int, int] = defaultdict(int)
+            for _, note in rows:
+                parts_in_note[note.id] += 1
+            by_section: defaultdict[int, list[Source]] = defaultdict(list)
+            parts: dict[int, PartRef] = {}
+            seen_in_note: defaultdict[int, int] = defaultdict(int)
+            for part, note in rows:
+                seen_in_note[note.id] += 1
+                number, total = seen_in_note[note.id], parts_in_note[note.id]
+                kind = note.kind.value
+                parts[part.id] = PartRef(note.created_at, kind, part.text, number, total)
+                sources = by_section[part.section_id]
+                if sources and sources[-1].note_id == note.id:  # two parts of one note here
+                    last = sources[-1]
+                    sources[-1] = replace(
+                        last,
+                        part_ids=(*last.part_ids, part.id),
+                        texts=(*last.texts, part.text),
                     )
                 else:
-                    notes.append(NoteRef(label, note.created_at, note.kind.value, part.text))
+                    sources.append(
+                        Source(
+                            note.id, (part.id,), (part.text,), note.created_at, kind, number, total
+                        )
+                    )
             sections = [
                 _Section(s.id, n, s.title, by_section.get(s.id, []))
                 for n, s in enumerate(await repo.sections.of_article(article.id), start=1)
@@ -306,6 +378,7 @@ class DraftService:
                 article.id,
                 article.title,
                 sections,
+                parts,
                 cached,
                 latest.markdown if latest else None,
                 await repo.notes.unfinished_count(article.id),
@@ -316,7 +389,7 @@ class DraftService:
         self,
         owner_id: int,
         article_id: int,
-        new: dict[str, tuple[int | None, StoredPiece]],
+        new: dict[str, tuple[int | None, SectionDraft]],
         markdown: str | None,
         regenerated: int,
         model: str,
@@ -342,23 +415,3 @@ async def _article(repo: Repository, article_id: int | None) -> Article:
     if article is None:
         raise UserError("That article does not exist (any more).")
     return article
-
-
-def _move_introduction(
-    sections: Sequence[_Section], pieces: dict[int, DraftPiece | None]
-) -> DraftPiece:
-    """Take the "introduction" blocks out of the section pieces, in outline order."""
-    opening: list[Block] = []
-    for section in sections:
-        piece = pieces.get(section.id)
-        if piece is None:
-            continue
-        opening += [
-            b.model_copy(update={"kind": "paragraph"})
-            for b in piece.blocks
-            if b.kind == "introduction"
-        ]
-        pieces[section.id] = DraftPiece(
-            blocks=[b for b in piece.blocks if b.kind != "introduction"]
-        )
-    return DraftPiece(blocks=opening)

@@ -14,6 +14,8 @@ ROUTE_PROMPT = "route_note"
 ROUTE_VARIABLES = {"article_title", "outline"}
 # Routing needs the gist, not every word of a long note.
 MAX_NOTE_CHARS = 12_000
+# The answer is a section number and a few spoken headings.
+ROUTING_OUTPUT_TOKENS = 300
 
 
 class LLMRouter:
@@ -30,7 +32,11 @@ class LLMRouter:
         )
         shortened = NoteForDraft(note.label, note.created_at, note.kind, note.text[:MAX_NOTE_CHARS])
         return await self._llm.complete(
-            system, format_notes([shortened]), RoutingAdvice, purpose=ROUTING
+            system,
+            format_notes([shortened]),
+            RoutingAdvice,
+            purpose=ROUTING,
+            max_tokens=ROUTING_OUTPUT_TOKENS,
         )
 
     async def close(self) -> None:

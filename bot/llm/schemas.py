@@ -1,4 +1,8 @@
-"""What the LLM must return, validated by pydantic (and sent as a JSON schema)."""
+"""The wire schema: what the LLM must return, validated by pydantic (and sent as a JSON schema).
+
+These types are the LLM's side of the edge only; `bot/llm/writer.py` converts them to the
+draft's domain model (`bot/drafting/model.py`), which is what is stored and rendered.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +37,16 @@ class DraftPiece(BaseModel):
     blocks: list[Block]
 
 
-class LostPoint(BaseModel):
+class CheckedPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note_id: str
-    point: str = Field(description="The lost or changed point, in a few words.")
-    restoration: str = Field(description="One or two sentences that put the point back.")
+    note_id: str = Field(description='The note the point comes from, like "N12".')
+    quote: str = Field(description="3 to 12 words copied exactly from that note that make it.")
+    point: str = Field(description="The point, in a few words.")
+    in_draft: bool = Field(description="Whether the draft keeps this point.")
+    restoration: str = Field(
+        description='When the draft lost it: one or two sentences that put it back; else "".'
+    )
 
 
 class CitationVerdict(BaseModel):
@@ -50,12 +58,11 @@ class CitationVerdict(BaseModel):
 
 
 class CoverageReport(BaseModel):
-    """The check pass: how many points the notes make, which the draft lost, which cites fail."""
+    """The check pass: every point of the notes (quoted), and which citations fail."""
 
     model_config = ConfigDict(extra="forbid")
 
-    points_total: int
-    lost: list[LostPoint]
+    points: list[CheckedPoint]
     citations: list[CitationVerdict]
 
 

@@ -249,12 +249,13 @@ EXPORT_USAGE = "Send /export for the draft, or /export notes for all transcripts
 
 
 def draft_summary(result: DraftResult) -> str:
+    lines = [_draft_summary(result)]
     waiting = result.unfinished_notes
     if waiting:
         noun = "note is" if waiting == 1 else "notes are"
-        pending = f"⏳ {waiting} {noun} still being transcribed and not in it yet."
-        return f"{_draft_summary(result)}\n{pending}"
-    return _draft_summary(result)
+        lines.append(f"⏳ {waiting} {noun} still being transcribed and not in it yet.")
+    lines += draft_notices(result)
+    return "\n".join(lines)
 
 
 def _draft_summary(result: DraftResult) -> str:
@@ -273,16 +274,53 @@ def _draft_summary(result: DraftResult) -> str:
     )
 
 
+def draft_notices(result: DraftResult, *, html: bool = True) -> list[str]:
+    """What happened to particular sections: answers cut off, or nothing returned."""
+    show = escape if html else str
+    notices = []
+    for section in result.sections:
+        if not section.regenerated:
+            continue
+        name = f"{section.number}. {show(section.title)}"
+        if section.empty:
+            notices.append(
+                f"⚠️ Section {name}: the model returned nothing for this section. "
+                f"Your notes are kept; send /draft {section.number} to try again."
+            )
+        elif section.cut_off:
+            notices.append(
+                f"✂️ Section {name}: the model's answer was cut off, so I drafted it in "
+                f"{section.answers} smaller parts. Read it through: a part may be thinner."
+            )
+    return notices
+
+
 def coverage(result: DraftResult) -> str:
     figures = result.figures
     if not figures.checked:
         return ""
-    kept = figures.points_total - figures.points_restored
+    if not figures.points_total:
+        return (
+            "\nCheck: nothing the checker said could be found in your notes, so it changed "
+            "nothing."
+        )
     restored = f", restored {figures.points_restored}" if figures.points_restored else ""
     removed = (
         f" ({figures.citations_removed} unsupported removed)" if figures.citations_removed else ""
     )
-    return f"\nKept {kept}/{figures.points_total} points{restored}; citations checked{removed}."
+    line = (
+        f"\nKept {figures.points_kept}/{figures.points_total} verified points{restored}; "
+        f"citations checked{removed}."
+    )
+    if figures.claims_ignored:
+        ignored = figures.claims_ignored
+        line += f" Ignored {ignored} claim(s) of the checker not found in your notes."
+    if figures.inconclusive:
+        line += (
+            f" In {figures.inconclusive} section(s) the check verified nothing, so it changed "
+            "nothing there."
+        )
+    return line
 
 
 def usage(summary: UsageSummary) -> str:

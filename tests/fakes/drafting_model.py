@@ -24,9 +24,16 @@ class DraftingModel:
 
     cite_missing_note: bool = False
     invent_quote: bool = False
-    # The check pass: points to report as lost (note label, point) and citations to reject.
+    # Quotes in other words than the note's, as real models often give: found nowhere, so
+    # the citation check searches every note of the section for each of them.
+    paraphrase_quotes: bool = False
+    # The check pass: points to report as lost (note label, point; quoted with the note's
+    # last words) and citations to reject.
     lost: list[tuple[str, str]] = field(default_factory=list)
     reject_citations_to: set[str] = field(default_factory=set)
+    # A weak checker: quotes that are in no note, or restorations like "true".
+    invent_check_quotes: bool = False
+    junk_restorations: bool = False
     intro_text: str = "This article is about what the notes say it is about."
     seen: list[dict[str, str]] = field(default_factory=list)
 
@@ -45,6 +52,8 @@ class DraftingModel:
             quote = " ".join(words[:4])
             if self.invent_quote:
                 quote = "words nobody ever said at all"
+            elif self.paraphrase_quotes:
+                quote = " ".join(f"{w}ish" for w in reversed(words[:6]))
             blocks.append(
                 {
                     "kind": "paragraph",
@@ -84,9 +93,38 @@ class DraftingModel:
             for label in labels.split(", ")
             if label != "nothing"
         ]
-        lost = [
-            {"note_id": label, "point": point, "restoration": f"Restored: {point}."}
-            for label, point in self.lost
-            if label in notes
-        ]
-        return {"points_total": len(notes) + len(lost), "lost": lost, "citations": verdicts}
+        points = []
+        for label, text in notes.items():
+            words = text.split()
+            quote = (
+                "a sentence that no note contains"
+                if self.invent_check_quotes
+                else " ".join(words[:4])
+            )
+            points.append(
+                {
+                    "note_id": label,
+                    "quote": quote,
+                    "point": "its opening",
+                    "in_draft": True,
+                    "restoration": "",
+                }
+            )
+        for label, point in self.lost:
+            if label not in notes:
+                continue
+            words = notes[label].split()
+            quote = (
+                "words the notes never had" if self.invent_check_quotes else " ".join(words[-4:])
+            )
+            restoration = "true" if self.junk_restorations else f"Restored: {point}."
+            points.append(
+                {
+                    "note_id": label,
+                    "quote": quote,
+                    "point": point,
+                    "in_draft": False,
+                    "restoration": restoration,
+                }
+            )
+        return {"points": points, "citations": verdicts}

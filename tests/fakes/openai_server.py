@@ -1,5 +1,10 @@
 """Fake OpenAI-compatible server for tests (real HTTP, background thread): Chat Completions
-and Audio Transcriptions (multipart upload, json / verbose_json / text answers)."""
+(whole answers and server-sent-event streams, `max_tokens` honoured with `finish_reason:
+length`) and Audio Transcriptions (multipart upload, json / verbose_json / text answers).
+
+It can refuse structured output the way real servers do (OpenAI-style 400, or the HTTP 500 of
+llama-cpp-python's server for `json_schema`), refuse streaming, stream slowly, and records
+whether the client hung up on a stream before it ended (`Call.disconnected`)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -99,6 +104,22 @@ class Call:
     headers: dict[str, str]
     status: int = 0  # HTTP status the fake answered with (0 while still in flight)
     failure: str | None = None  # injected failure kind applied to this request, if any
+    # Streams: how many content chunks went out, and whether the client hung up before the
+    # end (it closed the stream, so a real server would stop generating).
+    chunks_sent: int = 0
+    disconnected: bool = False
+    finish_reason: str | None = None
+    finished_at: float = 0.0  # time.monotonic() when the answer ended (or the client left)
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def max_tokens(self) -> int | None:
+        value = self.body.get("max_tokens", self.body.get("max_completion_tokens"))
+        return value if isinstance(value, int) else None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -155,6 +176,16 @@ class Call:
 
 
 Responder = Callable[[Call], dict[str, Any] | str]
+
+
+@dataclass
+class _Answer:
+    """A completion to stream: what the whole answer would have said."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str
+    usage: dict[str, int]
 
 
 def synthesize_from_schema(schema: dict[str, Any]) -> Any:
@@ -356,7 +387,19 @@ class FakeOpenAI:
         self._responder: Responder = default_responder
         self._schema_responders: dict[str, Responder] = {}
         self._reject_json_schema = False
+        # How json_schema is refused: "openai" (400 naming response_format) or "llama_cpp"
+        # (HTTP 500 "Input should be 'text' or 'json_object'", as llama-cpp-python's server).
+        self.json_schema_refusal = "openai"
+        # False: JSON mode with a "schema" attached is refused like an unknown parameter.
+        self.accept_json_object_schema = True
+        # False: `stream: true` is refused with a 400 naming stream.
+        self.streaming = True
+        # Seconds between streamed chunks, and characters per chunk.
+        self.stream_delay = 0.0
+        self.stream_chunk_chars = 40
         self.reject_temperature = False
+        # Like OpenAI's reasoning models: `max_tokens` refused, `max_completion_tokens` wanted.
+        self.reject_max_tokens = False
         # Some OpenAI-compatible servers send no `usage` with their answers.
         self.report_usage = True
         # What /audio/transcriptions answers: the text, and per-segment silence scores.
@@ -494,6 +537,12 @@ class FakeOpenAI:
             self._schema_responders.clear()
             self._reject_json_schema = False
             self.max_context_tokens = None
+        self.json_schema_refusal = "openai"
+        self.accept_json_object_schema = True
+        self.streaming = True
+        self.stream_delay = 0.0
+        self.stream_chunk_chars = 40
+        self.reject_max_tokens = False
 
     def set_responder(self, responder: Responder) -> None:
         """Set the fallback responder (used when no on_schema() responder matches)."""
@@ -544,14 +593,74 @@ class FakeOpenAI:
         with self._lock:
             self._calls.append(call)
         response = await self._respond(call, body)
+        if isinstance(response, _Answer):
+            return await self._stream(request, call, response)
         transport = request.transport
         gone = transport is None or transport.is_closing()
         with self._lock:
             # 499 = the client hung up before the answer (e.g. an SDK-side timeout).
             call.status = 499 if gone else response.status
+            call.finished_at = time.monotonic()
         return response
 
-    async def _respond(self, call: Call, body: Any) -> web.Response:
+    async def _stream(
+        self, request: web.Request, call: Call, answer: _Answer
+    ) -> web.StreamResponse:
+        """Send the answer as server-sent events, chunk by chunk, noticing a hang-up."""
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+        )
+        with self._lock:
+            call.status = 200
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": str(call.body.get("model", "")),
+        }
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
+
+        content = answer.content or ""
+        size = max(1, self.stream_chunk_chars)
+        try:
+            await response.prepare(request)
+            if answer.refusal:
+                delta = {"role": "assistant", "content": None, "refusal": answer.refusal}
+                await response.write(event([{"index": 0, "delta": delta, "finish_reason": None}]))
+            for start in range(0, len(content), size):
+                if self.stream_delay:
+                    await asyncio.sleep(self.stream_delay)
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError
+                delta = {"content": content[start : start + size]}
+                if start == 0:
+                    delta["role"] = "assistant"
+                await response.write(event([{"index": 0, "delta": delta, "finish_reason": None}]))
+                with self._lock:
+                    call.chunks_sent += 1
+            await response.write(
+                event([{"index": 0, "delta": {}, "finish_reason": answer.finish_reason}])
+            )
+            options = call.body.get("stream_options")
+            if isinstance(options, dict) and options.get("include_usage") and self.report_usage:
+                await response.write(event([], usage=answer.usage))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            with self._lock:
+                call.finish_reason = answer.finish_reason
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            with self._lock:
+                call.disconnected = True
+                call.status = 499
+        finally:
+            with self._lock:
+                call.finished_at = time.monotonic()
+        return response
+
+    async def _respond(self, call: Call, body: Any) -> web.Response | _Answer:
         if call.headers.get("authorization") != f"Bearer {self.api_key}":
             given = call.headers.get("authorization", "").removeprefix("Bearer ")
             return self._json(
@@ -590,11 +699,14 @@ class FakeOpenAI:
                     "messages",
                 ),
             )
-        if body.get("stream"):
+        if body.get("stream") and not self.streaming:
             return self._json(
                 400,
                 _error_body(
-                    "stream=true is not supported by the fake server", "invalid_request_error"
+                    "stream=true is not supported by this server",
+                    "invalid_request_error",
+                    None,
+                    "stream",
                 ),
             )
 
@@ -613,6 +725,22 @@ class FakeOpenAI:
                 await self._hang()
         if reject_schema and uses_json_schema:
             return self._no_json_schema()
+        fmt = call.body.get("response_format")
+        if (
+            isinstance(fmt, dict)
+            and fmt.get("type") == "json_object"
+            and "schema" in fmt
+            and not self.accept_json_object_schema
+        ):
+            return self._json(
+                400,
+                _error_body(
+                    "Unknown parameter: 'response_format.schema'.",
+                    "invalid_request_error",
+                    "unknown_parameter",
+                    "response_format.schema",
+                ),
+            )
         if self.reject_temperature and "temperature" in call.body:
             # What reasoning models answer when asked for a sampling temperature.
             return self._json(
@@ -622,6 +750,17 @@ class FakeOpenAI:
                     "invalid_request_error",
                     "unsupported_parameter",
                     "temperature",
+                ),
+            )
+        if self.reject_max_tokens and "max_tokens" in call.body:
+            return self._json(
+                400,
+                _error_body(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    "max_tokens",
                 ),
             )
         if max_tokens is not None and call.approx_tokens > max_tokens:
@@ -800,6 +939,15 @@ class FakeOpenAI:
         )
 
     def _no_json_schema(self) -> web.Response:
+        if self.json_schema_refusal == "llama_cpp":
+            # What llama-cpp-python's server answers: its request model only knows "text" and
+            # "json_object", and its error wrapper turns the validation error into a 500.
+            message = (
+                "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+                "  Input should be 'text' or 'json_object' [type=literal_error, "
+                "input_value='json_schema', input_type=str]"
+            )
+            return self._json(500, _error_body(message, "internal_server_error"))
         return self._json(
             400,
             _error_body(NO_JSON_SCHEMA_MESSAGE, "invalid_request_error", None, "response_format"),
@@ -807,9 +955,21 @@ class FakeOpenAI:
 
     def _completion(
         self, call: Call, *, content: str | None, refusal: str | None = None
-    ) -> web.Response:
+    ) -> web.Response | _Answer:
         prompt_tokens = call.approx_tokens
+        finish = "stop"
+        limit = call.max_tokens
+        if content is not None and limit is not None and len(content) // 4 > limit:
+            # As a real server does: generation stops at max_tokens, mid-answer.
+            content, finish = content[: limit * 4], "length"
         completion_tokens = len(content or refusal or "") // 4
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if call.stream:
+            return _Answer(content, refusal, finish, usage)
         payload = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -825,18 +985,16 @@ class FakeOpenAI:
                         "annotations": [],
                     },
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
             "system_fingerprint": "fp_fake",
         }
         if not self.report_usage:
             del payload["usage"]
+        with self._lock:
+            call.finish_reason = finish
         return self._json(200, payload)
 
     @staticmethod

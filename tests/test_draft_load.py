@@ -1,0 +1,79 @@
+"""/draft over hundreds of notes must not stall other writers (issue 12, item 7): the real bot
+(`python -m bot`, its own process, so a stalled event loop shows in the other writer's wait)
+against the fake Bot API and the fake LLM, whose quotes are paraphrased, so the citation check
+searches every note of the section for each quote."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.db.migrate import upgrade_to_head
+from bot.db.session import create_engine, create_session_factory
+from bot.notes.intake import IntakeService
+from bot.services.outline import OutlineService
+from tests.fakes.drafting_model import DraftingModel
+from tests.fakes.openai_server import FakeOpenAI
+from tests.processes import BotLauncher
+
+WRITER, OTHER = 1001, 1002
+NOTES = 300
+STARTUP_S = 60.0
+
+
+async def seed(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        sessions = create_session_factory(engine)
+        outline, intake = OutlineService(sessions), IntakeService(sessions)
+        await outline.new_article(WRITER, WRITER, "Three hundred notes")
+        for i in range(NOTES):
+            text = (
+                f"Note {i}: we moved the reporting pipeline number {i} to the new warehouse, "
+                f"because the old cluster {i % 17} was slow and far too expensive for analysts."
+            )
+            await intake.receive_text(WRITER, WRITER, 10 + i, text)
+    finally:
+        await engine.dispose()
+
+
+def test_a_long_draft_with_paraphrased_quotes_never_stalls_another_writer(
+    bots: BotLauncher,
+) -> None:
+    telegram = bots.server
+    url = f"sqlite+aiosqlite:///{bots.db_path}"
+    bots.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(url)
+    asyncio.run(seed(url))
+    with FakeOpenAI() as llm:
+        llm.set_responder(DraftingModel(paraphrase_quotes=True))
+        bot = bots.start(
+            env={
+                "ALLOWED_USER_IDS": f"{WRITER},{OTHER}",
+                "OPENAI_BASE_URL": llm.base_url,
+                "OPENAI_API_KEY": llm.api_key,
+                "OPENAI_MODEL": "fake-model",
+            }
+        )
+        telegram.send_text(OTHER, "/help")
+        bots.wait_for(bot, lambda: telegram.sent_messages(OTHER), "the bot to answer", STARTUP_S)
+
+        telegram.send_text(WRITER, "/draft")
+        waits: list[float] = []
+        deadline = time.monotonic() + 120
+        while not telegram.sent_documents(WRITER) and time.monotonic() < deadline:
+            before = len(telegram.sent_messages(OTHER))
+            sent = time.monotonic()
+            telegram.send_text(OTHER, "/help")
+            bots.wait_for(
+                bot, lambda before=before: len(telegram.sent_messages(OTHER)) > before, "/help", 30
+            )
+            waits.append(time.monotonic() - sent)
+            time.sleep(0.05)
+        assert telegram.sent_documents(WRITER), "the draft finished"
+        drafted = telegram.sent_documents(WRITER)[-1].params["document"].decode()
+        bot.stop()
+    assert drafted.count("Drafted from N") == NOTES
+    assert "ish”" not in drafted, "no paraphrase is shown as a quote"
+    assert len(waits) >= 3, "the other writer asked several times while the draft ran"
+    assert max(waits) < 1.0, f"the other writer waited {max(waits):.2f} s"
