@@ -347,7 +347,9 @@ class GitTarget:
             log.warning("git %s timed out", args[0])
             raise GitPublishError(GitFailure.TIMEOUT, f"git {args[0]} timed out") from None
         if process.returncode != 0:
-            detail = _masked(err.decode("utf-8", "replace").strip())
+            # `push --porcelain` tells a rejection on stdout, the rest goes to stderr.
+            output = (out + b"\n" + err).decode("utf-8", "replace").strip()
+            detail = _masked(output)
             log.debug("git %s exited %s: %s", args[0], process.returncode, detail)
             raise GitPublishError(failure, detail)
         return out.decode("utf-8", "replace")
