@@ -20,6 +20,7 @@ from bot.llm.router import LLMRouter
 from bot.llm.writer import LLMDraftWriter
 from bot.notes.intake import IntakeService
 from bot.notes.manage import NotesService
+from bot.publish.service import PublishService, build_publisher
 from bot.services.outline import OutlineService
 from bot.services.remote_jobs import ClaimingWorker, OutboxNotifier, RemoteTranscription
 from bot.services.transcription_jobs import TranscriptionWorker
@@ -50,6 +51,7 @@ class Runtime:
     chat: TelegramChat
     writer: LLMDraftWriter | None
     router: LLMRouter | None
+    publisher: PublishService | None = None
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
@@ -152,6 +154,7 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
             workers=settings.whisper_parallelism[0],
         )
     writer = build_writer(settings)
+    publisher = build_publisher(settings, sessions)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
         intake=IntakeService(sessions),
@@ -159,13 +162,14 @@ def build_application(settings: Settings, transcriber: Transcriber | None) -> Ap
         drafts=DraftService(sessions, writer, check=settings.draft_check),
         notes=NotesService(sessions),
         usage=UsageService(sessions),
+        publisher=publisher,
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
     )
     handlers.register(app)
     app.add_error_handler(on_error)
-    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer, router)
+    app.bot_data["runtime"] = Runtime(settings, engine, worker, chat, writer, router, publisher)
     app.bot_data["chat"] = chat
     return app
 
@@ -198,6 +202,8 @@ async def on_stop(app: Application) -> None:  # type: ignore[type-arg]
         await runtime.writer.close()
     if runtime.router is not None:
         await runtime.router.close()
+    if runtime.publisher is not None:
+        await runtime.publisher.close()
     await runtime.engine.dispose()
 
 

@@ -15,10 +15,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.db.models import Article
 from bot.db.repository import PublishedFiles, Repository
 from bot.domain import UserError
@@ -386,3 +388,21 @@ def _not_configured(target: Target) -> str:
 
 def _no_draft_to_export() -> str:
     return "There is no draft yet: send /draft first. /export notes sends your raw transcripts."
+
+
+def build_publisher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> PublishService:
+    """The targets the settings configure: PUBLISH_GIT_DIR, TELEGRAPH_ENABLED."""
+    git = (
+        GitTarget(
+            Path(settings.publish_git_dir),
+            subdir=settings.publish_git_subdir,
+            author=settings.publish_git_author,
+            push=settings.publish_git_push,
+        )
+        if settings.publish_git_dir
+        else None
+    )
+    telegraph = TelegraphClient(settings.telegraph_api_url) if settings.telegraph_enabled else None
+    return PublishService(sessions, git=git, telegraph=telegraph)
