@@ -535,3 +535,74 @@ async def test_without_a_draft_or_a_target_the_writer_is_told_what_to_do(
     with pytest.raises(UserError) as off:
         await publish.publish(WRITER, [Target.TELEGRAPH])
     assert "TELEGRAPH_ENABLED" in off.value.message
+
+
+async def test_a_draft_too_long_even_for_linked_pages_is_refused_clearly(
+    sessions: async_sessionmaker[AsyncSession], telegraph: FakeTelegraph
+) -> None:
+    from bot.publish.service import PublishService as Service
+    from bot.telegram.texts import publish_report
+
+    await add_draft(sessions, long_draft(60), title="Long one")
+    client = TelegraphClient(telegraph.api_url)
+    publish = Service(sessions, telegraph=client, max_telegraph_pages=2)
+    try:
+        report = await publish.publish(WRITER)
+    finally:
+        await publish.close()
+    assert report.telegraph is not None and report.telegraph.failure == "too_big"
+    assert telegraph.pages == [] and telegraph.calls == [], "nothing is posted"
+    assert "(it would take 3 pages, at most 2)" in publish_report(report)
+
+
+async def test_detached_head_is_refused(
+    sessions: async_sessionmaker[AsyncSession], publisher: PublishService, repos: Repos
+) -> None:
+    await add_draft(sessions, DRAFT_V1)
+    git(repos.work, "checkout", "-q", "--detach")
+    before = repos.state()
+    report = await publisher.publish(WRITER, [Target.GIT])
+    assert report.git is not None and report.git.failure is GitFailure.NOT_ON_BRANCH
+    assert repos.state() == before
+
+
+class _SomeoneCommitsDuringThePush(GitTarget):
+    async def _push(self, remote: str, commit: str, branch: str) -> None:
+        (self.directory / "README.md").write_text("committed by hand meanwhile\n")
+        commit_all(self.directory, "By hand")
+        await super()._push(remote, f"{commit}", branch)
+
+
+async def test_a_commit_made_meanwhile_is_never_lost(
+    sessions: async_sessionmaker[AsyncSession], repos: Repos
+) -> None:
+    await add_draft(sessions, DRAFT_V1)
+    target = _SomeoneCommitsDuringThePush(repos.work, push=True)
+    report = await PublishService(sessions, git=target).publish(WRITER)
+    assert report.git is not None and report.git.failure is GitFailure.BRANCH_MOVED
+    assert git(repos.work, "log", "-1", "--format=%s") == "By hand\n"
+    assert (repos.work / "README.md").read_text() == "committed by hand meanwhile\n"
+    assert git(repos.work, "status", "--porcelain") == ""
+    assert not (repos.work / "where-data-engineering-ends.md").exists()
+
+
+async def test_the_telegraph_token_never_reaches_a_log_or_a_url(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: PublishService,
+    telegraph: FakeTelegraph,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from bot.logging_setup import configure_logging
+
+    configure_logging("DEBUG", [])  # as the bot runs with LOG_LEVEL=DEBUG
+    await add_draft(sessions, DRAFT_V1)
+    telegraph.fail("editPage", Failure(error="PAGE_ACCESS_DENIED"))
+    with caplog.at_level(logging.DEBUG):
+        await publisher.publish(WRITER, [Target.TELEGRAPH])
+        await publisher.publish(WRITER, [Target.TELEGRAPH])
+    token = telegraph.calls_of("createPage")[0].params["access_token"]
+    assert len(token) > 20
+    assert token not in caplog.text
+    assert all(token not in call.path for call in telegraph.calls)

@@ -59,9 +59,7 @@ def _mark_todo_paragraphs(tokens: list[Token]) -> None:
     for index, token in enumerate(tokens[:-2]):
         if token.type != "paragraph_open":
             continue
-        children = [
-            c for c in tokens[index + 1].children or [] if c.type != "text" or c.content
-        ]
+        children = [c for c in tokens[index + 1].children or [] if c.type != "text" or c.content]
         if (
             len(children) >= 2
             and children[0].type == "strong_open"

@@ -76,6 +76,7 @@ class TelegraphResult:
     pages: int = 0
     created: bool = False  # a new page (the first publish, or the old one was lost)
     failure: str = ""  # Telegraph's error code, or "unavailable" / "too_big"
+    max_pages: int = 0  # with "too_big": how many pages an article may take
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,12 @@ class PublishService:
         *,
         git: GitTarget | None = None,
         telegraph: TelegraphClient | None = None,
+        max_telegraph_pages: int = MAX_TELEGRAPH_PARTS,
     ) -> None:
         self._sessions = sessions
         self._git = git
         self._telegraph = telegraph
+        self._max_pages = max_telegraph_pages
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
@@ -228,8 +231,8 @@ class PublishService:
         assert client is not None
         document = parse_draft(draft.markdown, draft.title)
         pages = paginate(document_nodes(document))
-        if len(pages) > MAX_TELEGRAPH_PARTS:
-            return TelegraphResult(failure="too_big", pages=len(pages))
+        if len(pages) > self._max_pages:
+            return TelegraphResult(failure="too_big", pages=len(pages), max_pages=self._max_pages)
         try:
             try:
                 return await self._post_pages(

@@ -16,7 +16,7 @@ from bot.drafting.markdown import stamp
 from bot.drafting.service import DraftResult
 from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 from bot.publish.git import GitFailure
-from bot.publish.service import MAX_TELEGRAPH_PARTS, GitResult, PublishReport, TelegraphResult
+from bot.publish.service import GitResult, PublishReport, TelegraphResult
 from bot.render import escape, shorten
 from bot.services.usage import UsageSummary
 
@@ -277,7 +277,7 @@ def _telegraph_result(result: TelegraphResult) -> str:
     if result.failure == "too_big":
         return (
             f"⚠️ Telegraph: the draft is too long (it would take {result.pages} pages, at most "
-            f"{MAX_TELEGRAPH_PARTS}). /export html makes a single page of it."
+            f"{result.max_pages}). /export html makes a single page of it."
         )
     if result.failure.startswith("FLOOD_WAIT_"):
         seconds = result.failure.removeprefix("FLOOD_WAIT_")
