@@ -110,8 +110,10 @@ class GitTarget:
         # index lock and the compare-and-swap on the branch guard against other processes).
         self._lock = asyncio.Lock()
 
-    def describe(self) -> str:
-        return str(self.directory / self.subdir) if self.subdir else str(self.directory)
+    @property
+    def top_folder(self) -> str:
+        """The repository's folder, symlinks resolved: the same repository however named."""
+        return str(self._top)
 
     async def publish(self, files: Sequence[PublishFile], message: str) -> GitOutcome:
         async with self._lock:

@@ -197,8 +197,10 @@ class PublishService:
             destination = git.paths_for(files)[0]
         except GitPublishError as exc:
             return GitResult(failure=exc.failure)
+        # Known by repository and path: the same path in another repository is another file.
+        key = f"{git.top_folder}:{destination}"
         async with self._sessions.begin() as session:
-            owner = await PublishedFiles(session).article_at(destination)
+            owner = await PublishedFiles(session).article_at(key)
         if owner is not None and owner != draft.article_id:
             return GitResult(destination=destination, taken_by_other=True)
         message = (
@@ -216,7 +218,7 @@ class PublishService:
                 await Repository(session, owner_id).publishing.record_publication(
                     draft.article_id,
                     Target.GIT,
-                    destination,
+                    key,
                     draft.version_id,
                     draft.version_number,
                     outcome.commit,

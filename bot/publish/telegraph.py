@@ -223,7 +223,8 @@ def _joined(blocks: Sequence[Block]) -> list[Node]:
         elif isinstance(block, ListBlock):
             for item in block.items:
                 nodes += ["• ", *_joined(item), {"tag": "br"}]
-            nodes.pop()
+            if block.items:
+                nodes.pop()
         elif isinstance(block, Quote):
             nodes += _joined(block.blocks)
     return nodes
@@ -270,7 +271,9 @@ def _size(node: Node) -> int:
 def _split_text(text: str, budget: int) -> list[str]:
     pieces: list[str] = []
     while len(json.dumps(text, ensure_ascii=False).encode("utf-8")) > budget:
-        cut = budget // 4  # a character is at most 4 bytes in UTF-8 (and escapes 2-6)
+        cut = budget // 4  # a character is at most 4 bytes in UTF-8
+        while cut > 1 and len(json.dumps(text[:cut], ensure_ascii=False).encode()) > budget:
+            cut //= 2  # JSON escapes (quotes, control characters) take more
         space = text.rfind(" ", cut // 2, cut)
         cut = space + 1 if space > 0 else cut
         pieces.append(text[:cut])

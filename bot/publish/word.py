@@ -59,8 +59,6 @@ def render_docx(document: Document) -> bytes:
     word.core_properties.title = document.title
     _footnote_styles(word)
     footnotes = _FootnotesPart.create(word) if document.footnotes else None
-    # Footnote n's text, written when its first reference is met (Word wants the body's
-    # reference and the footnote to carry the same id).
     word.add_heading(document.title, level=0)
     writer = _Writer(word, footnotes, document.footnotes)
     for block in document.blocks:
@@ -89,7 +87,8 @@ class _FootnotesPart:
         return cls(part)
 
     def add(self, number: int) -> WordParagraph:
-        """A new footnote `number`: its paragraph, starting with the footnote's own number."""
+        """Footnote `number` (the id its reference in the text carries): its paragraph, which
+        starts with the footnote's own number."""
         footnote = OxmlElement("w:footnote")
         footnote.set(qn("w:id"), str(number))
         paragraph_element = OxmlElement("w:p")
@@ -115,7 +114,7 @@ class _Writer:
         self.word = word
         self.footnotes = footnotes
         self.texts = texts
-        self.written: set[int] = set()
+        self.count = 0  # Word footnotes made so far: the next one's id
 
     def block(self, block: Block, list_level: int = 0) -> None:
         if isinstance(block, Heading):
@@ -184,19 +183,19 @@ class _Writer:
                 paragraph.add_run().add_break()
 
     def footnote(self, paragraph: WordParagraph, number: int) -> None:
+        """A Word footnote for the draft's note `number` at this reference. Word cites each
+        footnote once, so a note cited twice becomes two footnotes with the same text."""
         if self.footnotes is None or not 1 <= number <= len(self.texts):
             paragraph.add_run(f"[{number}]")
             return
+        self.count += 1
         reference = OxmlElement("w:r")
         reference.append(_run_style("FootnoteReference"))
         mark = OxmlElement("w:footnoteReference")
-        mark.set(qn("w:id"), str(number))
+        mark.set(qn("w:id"), str(self.count))
         reference.append(mark)
         paragraph._p.append(reference)
-        if number in self.written:
-            return
-        self.written.add(number)
-        note = self.footnotes.add(number)
+        note = self.footnotes.add(self.count)
         for index, block in enumerate(self.texts[number - 1]):
             if isinstance(block, Paragraph):
                 if index:
