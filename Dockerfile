@@ -16,6 +16,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATA_DIR=/data \
     HF_HOME=/data/models/huggingface
+# git: /publish commits drafts to a repository (PUBLISH_GIT_DIR, e.g. a mounted clone).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git openssh-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 bot \
     && mkdir -p /data \
     && chown bot:bot /data

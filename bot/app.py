@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,6 +29,7 @@ from bot.notes.queue import NoteQueue
 from bot.notes.transcribe import TranscriptionJob
 from bot.notes.vocabulary import VocabularyService
 from bot.notes.worker import TranscriptionWorker
+from bot.publish.service import PublishService, build_publisher
 from bot.services.inbox import Inbox
 from bot.services.llm_endpoints import DatabaseEndpointMemory
 from bot.services.outbox import OutboxDelivery
@@ -164,6 +165,7 @@ class BotRuntime:
     worker: TranscriptionWorker | None
     writer: LLMDraftWriter | None
     router: LLMRouter | None
+    publisher: PublishService | None
     sessions: async_sessionmaker[AsyncSession]
     inbox: Inbox | None = None
     lanes: ChatLanes | None = None
@@ -219,29 +221,34 @@ class BotRuntime:
 
     async def stop(self) -> None:
         """Stop taking updates, let the handlers and filing under way finish, give notes in
-        work back to the queue, deliver what is due, close everything."""
+        work back to the queue, deliver what is due, close everything. Each step is bounded:
+        a stop never hangs on one of them (what is left undone is redone after the start)."""
+        grace = self.timing.stop_grace_s
         if self._poller is not None:
             self._poller.cancel()
-            with contextlib.suppress(BaseException):
-                await self._poller
+            await _bounded("polling", _settled(self._poller), grace)
         if self._webhook is not None:
-            await self._webhook.stop()
+            await _bounded("the webhook server", self._webhook.stop(), grace)
         if self.lanes is not None:
-            await self.lanes.close(self.timing.stop_grace_s)
+            await _bounded("handlers", self.lanes.close(grace), 2 * grace)
         if self.inbox is not None:
-            await self.inbox.flush()
+            await _bounded("the inbox", self.inbox.flush(), grace)
         if self.worker is not None:
-            await self.worker.stop()
+            await _bounded("transcription", self.worker.stop(), 3 * grace)
         if self.app.running:
-            await self.app.stop()  # a /draft in progress is let finish
-        await self.outbox.stop()
-        with contextlib.suppress(Exception):
-            await self.app.shutdown()
-        if self.writer is not None:
-            await self.writer.close()
-        if self.router is not None:
-            await self.router.close()
-        await self.engine.dispose()
+            # A /draft in progress is let finish; its requests are bounded by the timeout.
+            limit = self.settings.openai_timeout_seconds + grace
+            await _bounded("drafting", self.app.stop(), limit)
+        await _bounded("the outbox", self.outbox.stop(), 2 * grace)
+        for name, closing in (
+            ("Telegram", self.app.shutdown()),
+            ("the LLM client", self.writer.close() if self.writer else None),
+            ("the routing client", self.router.close() if self.router else None),
+            ("publishing", self.publisher.close() if self.publisher else None),
+        ):
+            if closing is not None:
+                await _bounded(name, closing, grace)
+        await _bounded("the database", self.engine.dispose(), grace)
 
     def poller_task_or_none(self) -> asyncio.Task[None] | None:
         """The polling loop once started: it ends only when polling cannot go on (the
@@ -284,6 +291,7 @@ def build_bot(
             settings, sessions, queue, transcriber, app.bot, timing, worker_name("bot")
         )
     writer = build_writer(settings, sessions)
+    publisher = build_publisher(settings, sessions)
     intake = IntakeService(
         sessions,
         on_queued=worker.wake if worker is not None else lambda: None,
@@ -298,6 +306,7 @@ def build_bot(
         usage=UsageService(sessions),
         vocabulary=VocabularyService(sessions, settings.whisper_language),
         archive=ArchiveImporter(sessions, intake),
+        publisher=publisher,
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
@@ -306,8 +315,24 @@ def build_bot(
     app.add_error_handler(on_error)
     app.bot_data["chat"] = chat
     return BotRuntime(
-        settings, timing, engine, app, outbox, queue, worker, writer, router, sessions
+        settings, timing, engine, app, outbox, queue, worker, writer, router, publisher, sessions
     )
+
+
+async def _bounded(what: str, step: Awaitable[object], seconds: float) -> None:
+    """Await one step of a stop for at most `seconds`; log (never raise) what went wrong."""
+    try:
+        await asyncio.wait_for(step, timeout=seconds)
+    except TimeoutError:
+        log.warning("Stopping %s took over %.0f s; going on without it", what, seconds)
+    except Exception:
+        log.warning("Stopping %s failed", what, exc_info=True)
+
+
+async def _settled(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end, whatever it ends with."""
+    with contextlib.suppress(BaseException):
+        await task
 
 
 @contextlib.asynccontextmanager

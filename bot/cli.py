@@ -1,6 +1,6 @@
 """The command line of `python -m bot`: run the bot or a worker, migrate, check the
 settings, and offline commands over the bot's own services (eval, transcribe, import, draft,
-export).
+export, publish).
 
 The offline commands work on the configured database (migrated first), so an article
 imported here shows up in the writer's /sections and /articles, and a draft made here is the
@@ -104,8 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--notes", action="store_true", help="every transcript by section instead (no LLM)"
     )
-    export.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the markdown here")
+    export.add_argument(
+        "--format",
+        choices=["md", "html", "docx"],
+        default="md",
+        help="markdown (default), a standalone HTML page, or a Word document (needs -o)",
+    )
+    export.add_argument("-o", "--out", type=Path, metavar="FILE", help="write the file here")
     export.add_argument("--user", type=int, metavar="ID", help=user_help)
+
+    publish = sub.add_parser(
+        "publish",
+        help="publish the latest stored draft, like /publish: to git (PUBLISH_GIT_DIR) and/or "
+        "Telegraph (TELEGRAPH_ENABLED); every configured target unless one is named",
+    )
+    publish.add_argument("article", metavar="ARTICLE", help=article_help)
+    publish.add_argument("--git", action="store_true", help="only to the git repository")
+    publish.add_argument("--telegraph", action="store_true", help="only to Telegraph")
+    publish.add_argument("--user", type=int, metavar="ID", help=user_help)
     return parser
 
 
@@ -518,16 +534,60 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
 async def export(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
     """The latest stored draft (or, with --notes, every transcript) as markdown."""
     from bot.drafting.service import DraftService
+    from bot.publish.service import PublishService
 
+    if args.format == "docx" and args.out is None:
+        raise UserError("A Word document needs a file: pass -o FILE.docx.")
+    if args.notes and args.format != "md":
+        raise UserError("--notes exports markdown only.")
     async with _database(settings) as sessions:
         article = await find_article(sessions, owner_id, args.article)
         service = DraftService(sessions, None)
         if args.notes:
             _, markdown = await service.notes_export(owner_id, article.id)
-        else:
+        elif args.format == "md":
             _, markdown = await service.latest_draft(owner_id, article.id)
+        else:
+            files = PublishService(sessions)
+            exported = files.export_html if args.format == "html" else files.export_docx
+            _, content = await exported(owner_id, article.id)
+            if args.format == "html" and args.out is None:
+                sys.stdout.write(content.decode("utf-8"))
+                return 0
+            assert args.out is not None
+            _write_bytes(content, args.out)
+            return 0
     _write_or_print(markdown, args.out)
     return 0
+
+
+def _write_bytes(content: bytes, out: Path) -> None:
+    try:
+        out.write_bytes(content)
+    except OSError as exc:
+        raise UserError(f"Cannot write {out}: {exc.strerror or 'error'}.") from None
+    print(f"Wrote {out}", file=sys.stderr)
+
+
+async def publish(settings: Settings, owner_id: int, args: argparse.Namespace) -> int:
+    """Publish the latest stored draft like /publish; per target what happened."""
+    from bot.publish.service import Target, build_publisher
+    from bot.render import html_to_plain
+    from bot.telegram import texts
+
+    targets = [t for t, on in ((Target.GIT, args.git), (Target.TELEGRAPH, args.telegraph)) if on]
+    async with _database(settings) as sessions:
+        article = await find_article(sessions, owner_id, args.article)
+        publisher = build_publisher(settings, sessions)
+        try:
+            report = await publisher.publish(owner_id, targets, article_id=article.id)
+        finally:
+            await publisher.close()
+    print(html_to_plain(texts.publish_report(report)))
+    failed = (report.git is not None and report.git.outcome is None) or (
+        report.telegraph is not None and bool(report.telegraph.failure)
+    )
+    return 1 if failed else 0
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
@@ -540,4 +600,5 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "import": _database_command(import_folder),
     "draft": _database_command(draft),
     "export": _database_command(export),
+    "publish": _database_command(publish),
 }

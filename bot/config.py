@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_lease_seconds: float = Field(default=60.0, ge=5)
 
+    # /publish to git: a local repository (its top folder); empty = off.
+    publish_git_dir: str = ""
+    # Folder inside the repository for the articles; empty = its top folder.
+    publish_git_subdir: str = ""
+    publish_git_author: str = "Voice Draft Bot <voice-draft-bot@localhost>"
+    # Push each commit to the branch's remote (when the repository has one).
+    publish_git_push: bool = False
+    # /publish to Telegraph pages (public to whoever has the link).
+    telegraph_enabled: bool = True
+    telegraph_api_url: str = "https://api.telegra.ph"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_user_ids", mode="before")
@@ -136,6 +147,7 @@ class Settings(BaseSettings):
         "openai_base_url",
         "transcribe_base_url",
         "webhook_url",
+        "telegraph_api_url",
     )
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -173,6 +185,28 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated language codes, e.g. ru,en")
             return tuple(dict.fromkeys(codes))
         return value
+
+    @field_validator("publish_git_subdir")
+    @classmethod
+    def _check_subdir(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        parts = PurePosixPath(value).parts if value else ()
+        if value.startswith("~") or ".." in parts or ".git" in parts or "\\" in value:
+            raise ValueError("must be a folder inside the repository, like articles or blog/posts")
+        return value
+
+    @field_validator("publish_git_author")
+    @classmethod
+    def _check_author(cls, value: str) -> str:
+        from bot.publish.git import parse_author
+
+        name, email = parse_author(value)  # ValueError says what is expected
+        return f"{name} <{email}>"
+
+    @field_validator("publish_git_dir")
+    @classmethod
+    def _expand_git_dir(cls, value: str) -> str:
+        return str(Path(value.strip()).expanduser()) if value.strip() else ""
 
     @field_validator("database_url")
     @classmethod

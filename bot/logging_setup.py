@@ -44,5 +44,8 @@ def configure_logging(level: str, secrets: Iterable[str]) -> None:
     # httpx logs every request URL at INFO, and Telegram URLs carry the bot token.
     for noisy in ("httpx", "httpcore", "httpx2", "openai", "telegram.ext.Updater", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG: the writers' notes and
+    # the Telegraph access tokens stored for them.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     # Alembic lists its plugins and migration steps at INFO on every start.
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -412,3 +412,70 @@ class LLMEndpoint(Base):
     output_mode: Mapped[str] = mapped_column(String(40))
     streaming: Mapped[bool] = mapped_column(Boolean, default=True)
     negotiated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TelegraphAccount(Base):
+    """A writer's Telegraph account on one Telegraph server, made on their first publish.
+
+    The access token edits every page of the account: it is never logged or shown.
+    """
+
+    __tablename__ = "telegraph_accounts"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "api_url", name="uq_telegraph_accounts_owner_api"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # A token is only good on the server that issued it (TELEGRAPH_API_URL).
+    api_url: Mapped[str] = mapped_column(String(300))
+    access_token: Mapped[str] = mapped_column(String(200))
+    author_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TelegraphPage(Base):
+    """A page an article is published on; a long article has several parts, linked."""
+
+    __tablename__ = "telegraph_pages"
+    __table_args__ = (
+        UniqueConstraint("account_id", "article_id", "part", name="uq_telegraph_pages_part"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("telegraph_accounts.id", ondelete="CASCADE")
+    )
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    part: Mapped[int] = mapped_column(Integer)  # 1 = the page the article opens on
+    path: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Publication(Base):
+    """What was last published of an article to one target (git or Telegraph)."""
+
+    __tablename__ = "publications"
+    __table_args__ = (
+        UniqueConstraint("article_id", "target", name="uq_publications_article_target"),
+        Index("ix_publications_target_destination", "target", "destination"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(20))  # "git" or "telegraph"
+    # Where it went: the file in the repository, or the first page's URL.
+    destination: Mapped[str] = mapped_column(String(500))
+    draft_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("draft_versions.id", ondelete="SET NULL")
+    )
+    version_number: Mapped[int] = mapped_column(Integer)
+    # The commit's hash, or the page's URL.
+    reference: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

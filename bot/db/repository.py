@@ -27,9 +27,12 @@ from bot.db.models import (
     Note,
     NotePart,
     OutboxMessage,
+    Publication,
     Section,
     SectionDraft,
     SectionSuggestion,
+    TelegraphAccount,
+    TelegraphPage,
     UsageEvent,
     UsageKind,
     User,
@@ -333,6 +336,19 @@ class DraftRepo(_Scoped):
             .limit(1)
         )
 
+    async def version_number(self, article_id: int, version_id: int) -> int:
+        """1 for an article's first stored draft, 2 for the next…"""
+        count = await self.session.scalar(
+            select(func.count(DraftVersion.id))
+            .join(Article, Article.id == DraftVersion.article_id)
+            .where(
+                Article.owner_id == self.owner_id,
+                DraftVersion.article_id == article_id,
+                DraftVersion.id <= version_id,
+            )
+        )
+        return int(count or 0)
+
     async def add_version(
         self, article_id: int, markdown: str, sections_regenerated: int, model: str, figures: str
     ) -> DraftVersion:
@@ -402,6 +418,112 @@ class UsageRepo(_Scoped):
         ]
 
 
+class PublishingRepo(_Scoped):
+    """The writer's Telegraph accounts and pages, and what was last published where."""
+
+    async def telegraph_account(self, api_url: str) -> TelegraphAccount | None:
+        return await self.session.scalar(
+            select(TelegraphAccount).where(
+                TelegraphAccount.owner_id == self.owner_id, TelegraphAccount.api_url == api_url
+            )
+        )
+
+    async def add_telegraph_account(
+        self, api_url: str, access_token: str, author_name: str
+    ) -> TelegraphAccount:
+        account = TelegraphAccount(
+            owner_id=self.owner_id,
+            api_url=api_url,
+            access_token=access_token,
+            author_name=author_name,
+        )
+        self.session.add(account)
+        await self.session.flush()
+        return account
+
+    async def forget_telegraph_account(self, account_id: int) -> None:
+        """An account whose token Telegraph no longer takes, with its pages."""
+        await self.session.execute(
+            delete(TelegraphPage).where(
+                TelegraphPage.account_id == account_id,
+                TelegraphPage.account_id.in_(
+                    select(TelegraphAccount.id).where(TelegraphAccount.owner_id == self.owner_id)
+                ),
+            )
+        )
+        await self.session.execute(
+            delete(TelegraphAccount).where(
+                TelegraphAccount.id == account_id, TelegraphAccount.owner_id == self.owner_id
+            )
+        )
+
+    async def telegraph_pages(self, account_id: int, article_id: int) -> list[TelegraphPage]:
+        result = await self.session.scalars(
+            select(TelegraphPage)
+            .join(TelegraphAccount, TelegraphAccount.id == TelegraphPage.account_id)
+            .where(
+                TelegraphAccount.owner_id == self.owner_id,
+                TelegraphPage.account_id == account_id,
+                TelegraphPage.article_id == article_id,
+            )
+            .order_by(TelegraphPage.part)
+        )
+        return list(result.all())
+
+    async def save_telegraph_page(
+        self, account_id: int, article_id: int, part: int, path: str, url: str
+    ) -> None:
+        page = await self.session.scalar(
+            select(TelegraphPage)
+            .join(TelegraphAccount, TelegraphAccount.id == TelegraphPage.account_id)
+            .where(
+                TelegraphAccount.owner_id == self.owner_id,
+                TelegraphPage.account_id == account_id,
+                TelegraphPage.article_id == article_id,
+                TelegraphPage.part == part,
+            )
+        )
+        if page is None:
+            self.session.add(
+                TelegraphPage(
+                    account_id=account_id, article_id=article_id, part=part, path=path, url=url
+                )
+            )
+        else:
+            page.path, page.url, page.updated_at = path, url, utcnow()
+        await self.session.flush()
+
+    async def last_publication(self, article_id: int, target: str) -> Publication | None:
+        return await self.session.scalar(
+            select(Publication)
+            .join(Article, Article.id == Publication.article_id)
+            .where(
+                Article.owner_id == self.owner_id,
+                Publication.article_id == article_id,
+                Publication.target == target,
+            )
+        )
+
+    async def record_publication(
+        self,
+        article_id: int,
+        target: str,
+        destination: str,
+        version_id: int,
+        version_number: int,
+        reference: str,
+    ) -> None:
+        publication = await self.last_publication(article_id, target)
+        if publication is None:
+            publication = Publication(article_id=article_id, target=target)
+            self.session.add(publication)
+        publication.destination = destination
+        publication.draft_version_id = version_id
+        publication.version_number = version_number
+        publication.reference = reference
+        publication.published_at = utcnow()
+        await self.session.flush()
+
 
 class VocabularyRepo(_Scoped):
     """The writer's spoken language and glossary."""
@@ -470,6 +592,23 @@ class Repository:
         self.drafts = DraftRepo(session, owner_id)
         self.usage = UsageRepo(session, owner_id)
         self.vocabulary = VocabularyRepo(session, owner_id)
+        self.publishing = PublishingRepo(session, owner_id)
+
+
+class PublishedFiles:
+    """Which article publishes to a file of the shared git repository, whoever wrote it: two
+    articles with the same title must not overwrite each other's file."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def article_at(self, destination: str) -> int | None:
+        return await self.session.scalar(
+            select(Publication.article_id)
+            .where(Publication.target == "git", Publication.destination == destination)
+            .order_by(Publication.id)
+            .limit(1)
+        )
 
 
 async def database_now(session: AsyncSession) -> datetime:

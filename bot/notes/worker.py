@@ -75,7 +75,10 @@ class TranscriptionWorker:
             return False
         control = JobControl()
         self._running[claim.note_id] = (claim, control)
-        beat = asyncio.create_task(self._heartbeat(claim, control), name=f"beat-{claim.note_id}")
+        done = asyncio.Event()
+        beat = asyncio.create_task(
+            self._heartbeat(claim, control, done), name=f"beat-{claim.note_id}"
+        )
         try:
             log.info("%s transcribing note %s", self.name, claim.note_id)
             await self._job.run(claim, control)
@@ -87,8 +90,9 @@ class TranscriptionWorker:
             log.exception("Transcription of note %s failed unexpectedly", claim.note_id)
             await self._queue.crashed(claim)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Ended, not cancelled: a beat in the middle of its transaction finishes it.
+            done.set()
+            with contextlib.suppress(Exception):
                 await beat
         # Still in work only after a quiet stop: give it back (a no-op when it was filed,
         # failed, held, deleted or taken over meanwhile).
@@ -110,9 +114,12 @@ class TranscriptionWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._timing.worker_poll_s)
 
-    async def _heartbeat(self, claim: Claim, control: JobControl) -> None:
-        while True:
-            await asyncio.sleep(self._timing.worker_poll_s)
+    async def _heartbeat(self, claim: Claim, control: JobControl, done: asyncio.Event) -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self._timing.worker_poll_s)
+            if done.is_set():
+                return
             try:
                 renewal = await self._queue.renew(claim)
             except Exception:

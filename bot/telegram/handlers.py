@@ -32,6 +32,7 @@ from bot.notes.manage import NotesService
 from bot.notes.queue import NoteQueue
 from bot.notes.transcribe import DownloadError
 from bot.notes.vocabulary import VocabularyService
+from bot.publish.service import PublishService, Target
 from bot.render import escape, markdown_to_messages
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService
@@ -52,7 +53,8 @@ COMMANDS = [
     BotCommand("articles", "List your articles"),
     BotCommand("use", "Switch to article n"),
     BotCommand("draft", "Draft the article (or /draft n for one section)"),
-    BotCommand("export", "The draft as markdown (/export notes: transcripts)"),
+    BotCommand("export", "The draft as markdown, html or docx (/export notes: transcripts)"),
+    BotCommand("publish", "The draft to git and/or Telegraph (/publish git, /publish telegraph)"),
     BotCommand("notes", "A section's notes, to move or delete"),
     BotCommand("undo", "Delete your last note"),
     BotCommand("cancel", "Stop the running transcription"),
@@ -77,6 +79,7 @@ class ChatHandlers:
     usage: UsageService
     vocabulary: VocabularyService
     archive: ArchiveImporter
+    publisher: PublishService
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -107,7 +110,8 @@ class ChatHandlers:
         for name, callback in commands.items():
             app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
         # Drafting waits on the LLM: it must not hold up voice notes arriving meanwhile.
-        for name, callback in {"draft": self.draft, "export": self.export}.items():
+        slow = {"draft": self.draft, "export": self.export, "publish": self.publish}
+        for name, callback in slow.items():
             app.add_handler(
                 CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE, block=False)
             )
@@ -396,13 +400,45 @@ class ChatHandlers:
         if argument in ("notes", "transcripts", "raw"):
             filename, markdown = await self.drafts.notes_export(user_id)
             caption = texts.NOTES_EXPORT_CAPTION
-        elif not argument:
+        elif argument in ("html", "docx", "word"):
+            if argument == "html":
+                filename, content = await self.publisher.export_html(user_id)
+                caption = texts.HTML_EXPORT_CAPTION
+            else:
+                filename, content = await self.publisher.export_docx(user_id)
+                caption = texts.DOCX_EXPORT_CAPTION
+            await self.chat.send_document(chat_id, filename, content, caption)
+            return
+        elif not argument or argument in ("md", "markdown"):
             filename, markdown = await self.drafts.latest_draft(user_id)
             caption = texts.DRAFT_EXPORT_CAPTION
         else:
             await self._reply(update, texts.EXPORT_USAGE)
             return
         await self.chat.send_document(chat_id, filename, markdown.encode(), caption)
+
+    async def publish(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/publish [git|telegraph]: the latest draft version to the configured targets."""
+        argument = _command_argument(update).casefold()
+        chosen = {"": (), "git": (Target.GIT,), "telegraph": (Target.TELEGRAPH,)}
+        if argument not in chosen:
+            await self._reply(update, texts.PUBLISH_USAGE)
+            return
+        user_id, chat_id = _ids(update)
+        user = update.effective_user
+        status = await self.chat.send(chat_id, texts.PUBLISHING)
+        try:
+            report = await self.publisher.publish(
+                user_id, chosen[argument], author_name=user.full_name if user else ""
+            )
+        except UserError as exc:
+            await self._status(chat_id, status, texts.draft_failed(exc.message))
+            return
+        except Exception:
+            log.exception("/publish failed")
+            await self._status(chat_id, status, texts.SOMETHING_WENT_WRONG)
+            return
+        await self._status(chat_id, status, texts.publish_report(report))
 
     async def _status(self, chat_id: int, status: Message | None, html: str) -> None:
         if status is not None:

@@ -17,6 +17,8 @@ from bot.drafting.service import DraftResult
 from bot.notes.lifecycle import FailureCode, NoteState
 from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
 from bot.notes.vocabulary import AUTO, LANGUAGES, FixResult, GlossaryChange, LanguageSetting
+from bot.publish.git import GitFailure
+from bot.publish.service import GitResult, PublishReport, TelegraphResult
 from bot.render import escape, shorten
 from bot.services.usage import UsageSummary
 
@@ -38,7 +40,10 @@ or to the sections whose titles you say aloud.
 /section <i>n</i> – make section n active
 /articles – your articles; /use <i>n</i> switches to article n
 /draft – draft the whole article; /draft <i>n</i> – only section n
-/export – the latest draft as a markdown file; /export notes – all transcripts
+/export – the latest draft as a markdown file; /export html or /export docx – as a web page \
+or a Word file; /export notes – all transcripts
+/publish – the latest draft to your git repository and/or a Telegraph page; \
+/publish git or /publish telegraph – to one of them
 /notes [<i>n</i>] – the notes of section n (or the active one), to move or delete
 /undo – delete your last note
 /cancel – stop the transcription that is running
@@ -245,7 +250,96 @@ def _notes(count: int) -> str:
 
 DRAFTING = "✍️ Drafting… this can take a minute."
 DRAFT_USAGE = "Send /draft for the whole article, or /draft <i>n</i> for section n."
-EXPORT_USAGE = "Send /export for the draft, or /export notes for all transcripts."
+EXPORT_USAGE = (
+    "Send /export for the draft as markdown, /export html for a web page, /export docx for "
+    "Word or Google Docs, or /export notes for all transcripts."
+)
+HTML_EXPORT_CAPTION = "The latest draft as a web page: open it in any browser."
+DOCX_EXPORT_CAPTION = "The latest draft for Word or Google Docs, footnotes included."
+PUBLISHING = "📤 Publishing the latest draft…"
+PUBLISH_USAGE = (
+    "Send /publish for every place publishing is set up for, or /publish git or "
+    "/publish telegraph for one of them."
+)
+
+_GIT_FAILURES = {
+    GitFailure.NOT_A_REPOSITORY: "PUBLISH_GIT_DIR is not the top folder of a git repository "
+    "(or does not exist)",
+    GitFailure.NOT_ON_BRANCH: "the repository is not on a branch (detached HEAD): check out "
+    "a branch first",
+    GitFailure.DIRTY: "the repository has uncommitted changes: commit or stash them, then "
+    "/publish again",
+    GitFailure.CONFLICT: "the repository is in the middle of a merge or rebase: finish it "
+    "first",
+    GitFailure.OUTSIDE_REPOSITORY: "PUBLISH_GIT_SUBDIR points outside the repository",
+    GitFailure.PUSH_REJECTED: "the remote has commits this repository doesn't: pull them, "
+    "then /publish again",
+    GitFailure.PUSH_FAILED: "pushing failed: the remote is unreachable or refused the "
+    "credentials",
+    GitFailure.BRANCH_MOVED: "something else committed at the same moment: /publish again",
+    GitFailure.TIMEOUT: "git took too long",
+    GitFailure.GIT_MISSING: "git is not installed where the bot runs",
+    GitFailure.FAILED: "git failed",
+}
+
+
+def publish_report(report: PublishReport) -> str:
+    """Per target, what happened to the published draft version."""
+    lines = [
+        f"📤 “<b>{escape(report.article_title)}</b>”, draft version {report.version_number} "
+        f"({stamp(report.version_created_at)}):"
+    ]
+    if report.git is not None:
+        lines.append(_git_result(report.git))
+    if report.telegraph is not None:
+        lines.append(_telegraph_result(report.telegraph))
+    return "\n".join(lines)
+
+
+def _git_result(result: GitResult) -> str:
+    where = f"<code>{escape(result.destination)}</code>"
+    if result.taken_by_other:
+        return (
+            f"⚠️ Git: another article is already published as {where}; give this one another "
+            "title to publish it. Nothing was changed in the repository."
+        )
+    outcome = result.outcome
+    if outcome is None:
+        reason = _GIT_FAILURES.get(result.failure or GitFailure.FAILED, "git failed")
+        return f"⚠️ Git: {escape(reason)}. Nothing was changed in the repository."
+    commit = f"<code>{escape(outcome.commit)}</code>"
+    if not outcome.committed:
+        since = f" since commit {commit}" if outcome.commit else ""
+        return f"✅ Git: nothing new{since}, so no commit."
+    text = f"✅ Git: committed {commit} ({where})"
+    if outcome.pushed_to:
+        text += f", pushed to {escape(outcome.pushed_to)}"
+    elif outcome.push_skipped == "no_remote":
+        text += "; not pushed: the repository has no remote"
+    return text + "."
+
+
+def _telegraph_result(result: TelegraphResult) -> str:
+    if not result.failure:
+        link = f'<a href="{escape(result.url)}">{escape(result.url)}</a>'
+        state = "new page" if result.created else "updated"
+        if result.pages > 1:
+            state += f", in {result.pages} linked pages"
+        text = f"✅ Telegraph ({state}): {link}"
+        if result.created:
+            text += "\nAnyone with the link can read it."
+        return text
+    if result.failure == "unavailable":
+        return "⚠️ Telegraph did not answer; please try again later."
+    if result.failure == "too_big":
+        return (
+            f"⚠️ Telegraph: the draft is too long (it would take {result.pages} pages, at most "
+            f"{result.max_pages}). /export html makes a single page of it."
+        )
+    if result.failure.startswith("FLOOD_WAIT_"):
+        seconds = result.failure.removeprefix("FLOOD_WAIT_")
+        return f"⚠️ Telegraph asks to wait {escape(seconds)} s before publishing again."
+    return f"⚠️ Telegraph refused the page ({escape(result.failure)})."
 
 
 def draft_summary(result: DraftResult) -> str:

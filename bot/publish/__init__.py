@@ -1,0 +1,1 @@
+"""Publishing drafts: a git repository, Telegraph pages, HTML and DOCX files."""
