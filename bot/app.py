@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -126,6 +127,13 @@ def build_writer(
 def worker_name(role: str) -> str:
     """A claimant name unique per process; `role:host:` is the same for every run of it."""
     return f"{role}:{socket.gethostname()}:{os.getpid()}"
+
+
+def _expected_languages(settings: Settings) -> tuple[str, ...]:
+    """The languages the bot's settings expect notes in (a note's card offers these when
+    one came out in another)."""
+    languages = (settings.whisper_language, *settings.whisper_languages)
+    return tuple(dict.fromkeys(code for code in languages if code))
 
 
 def _transcription(
@@ -278,8 +286,13 @@ def build_bot(
         .build()
     )
     chat = TelegramChat(app.bot)
+    expected_languages = _expected_languages(settings)
     outbox = OutboxDelivery(
-        sessions, TelegramMessenger(chat), {NOTE: load_note_card}, timing, readers=readers
+        sessions,
+        TelegramMessenger(chat),
+        {NOTE: functools.partial(load_note_card, configured_languages=expected_languages)},
+        timing,
+        readers=readers,
     )
     queue = NoteQueue(sessions, timing, on_outbox=outbox.wake)
     worker: TranscriptionWorker | None = None

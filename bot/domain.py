@@ -125,3 +125,6 @@ class NoteCard:
     removed: bool = False
     created_at: datetime | None = None
     retryable: bool = False  # a failure worth a "try again" button
+    language: str | None = None  # a filed recording: the language it was transcribed in
+    # Languages to transcribe it again in (it came out in a language the writer does not use).
+    other_languages: tuple[str, ...] = ()

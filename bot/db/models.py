@@ -151,6 +151,10 @@ class Note(Base):
     failure: Mapped[FailureCode | None] = mapped_column(_text_enum(FailureCode, "failure_code"))
     transcript: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16))
+    # The detection picked `language` without being sure of it (the card offers others).
+    language_unsure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # "Transcribe again in …": the language the writer asked for, over their /language.
+    requested_language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     transcribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The queue: who works on the note and until when the claim holds (renewed while it

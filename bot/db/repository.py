@@ -260,6 +260,11 @@ class PartRepo(_Scoped):
         await self.session.delete(part)
         await self.session.flush()
 
+    async def remove_of_note(self, note_id: int) -> None:
+        for part in await self.of_note(note_id):
+            await self.session.delete(part)
+        await self.session.flush()
+
     async def of_article(self, article_id: int) -> Sequence[tuple[NotePart, Note]]:
         rows = await self.session.execute(
             select(NotePart, Note)
@@ -288,6 +293,16 @@ class SuggestionRepo(_Scoped):
 
     async def delete(self, suggestion: SectionSuggestion) -> None:
         await self.session.delete(suggestion)
+        await self.session.flush()
+
+    async def remove_of_note(self, note_id: int) -> None:
+        suggestions = await self.session.scalars(
+            select(SectionSuggestion)
+            .join(Article, Article.id == SectionSuggestion.article_id)
+            .where(Article.owner_id == self.owner_id, SectionSuggestion.note_id == note_id)
+        )
+        for suggestion in suggestions.all():
+            await self.session.delete(suggestion)
         await self.session.flush()
 
 

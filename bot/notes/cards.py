@@ -6,17 +6,19 @@ the database as it is then, so what the writer sees is never older than what is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Note, SectionSuggestion
+from bot.db.models import Note, SectionSuggestion, WriterPreferences
 from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteCard, SuggestedSection
 from bot.notes.lifecycle import FailureCode, NoteState
+from bot.notes.vocabulary import AUTO, LANGUAGES
 from bot.services.outbox import post_view, subject
 
 NOTE = "note"
@@ -30,6 +32,12 @@ RETRYABLE = frozenset(
         FailureCode.CANCELLED,
     }
 )
+
+
+# A writer's usual languages: the most frequent among this many of their latest recordings.
+USUAL_LANGUAGES_FROM = 30
+USUAL_LANGUAGES = 2
+MAX_OTHER_LANGUAGES = 3
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,14 @@ async def show_note(
 
 
 async def load_note_card(
-    session: AsyncSession, key: str, context: Mapping[str, Any]
+    session: AsyncSession,
+    key: str,
+    context: Mapping[str, Any],
+    *,
+    configured_languages: Sequence[str] = (),
 ) -> NoteCard | RemovedNote | None:
-    """The card of note `key` as stored now; None when there is nothing left to show."""
+    """The card of note `key` as stored now; None when there is nothing left to show.
+    `configured_languages`: WHISPER_LANGUAGE and WHISPER_LANGUAGES, the languages expected."""
     note_id = int(key)
     if context.get("removed"):
         return RemovedNote(note_id)
@@ -103,4 +116,46 @@ async def load_note_card(
         imported=bool(context.get("imported")),
         created_at=note.created_at,
         retryable=note.state == NoteState.FAILED and note.failure in RETRYABLE,
+        language=note.language if note.state == NoteState.FILED and note.file_id else None,
+        other_languages=await _other_languages(session, note, configured_languages),
     )
+
+
+async def _other_languages(
+    session: AsyncSession, note: Note, configured: Sequence[str]
+) -> tuple[str, ...]:
+    """The languages to offer a filed recording again in: none when it came out in a
+    language the writer was expected to speak (and detection was sure of it); else the
+    expected ones: the writer's /language, the configured ones, their usual ones."""
+    if note.state != NoteState.FILED or not note.file_id or not note.language:
+        return ()
+    if note.requested_language:
+        return ()  # the writer chose this language for this very note
+    expected: list[str] = []
+    chosen = await session.scalar(
+        select(WriterPreferences.language).where(WriterPreferences.owner_id == note.owner_id)
+    )
+    usual = Counter(
+        await session.scalars(
+            select(Note.language)
+            .where(
+                Note.owner_id == note.owner_id,
+                Note.state == NoteState.FILED,
+                Note.file_id.is_not(None),
+                Note.language.is_not(None),
+                Note.language_unsure.is_(False),
+                Note.id != note.id,
+            )
+            .order_by(Note.id.desc())
+            .limit(USUAL_LANGUAGES_FROM)
+        )
+    )
+    candidates = [chosen, *configured, *(code for code, _ in usual.most_common(USUAL_LANGUAGES))]
+    for code in candidates:
+        if code and code != AUTO and code in LANGUAGES and code not in expected:
+            expected.append(code)
+    if note.language in expected and not note.language_unsure:
+        return ()
+    if not expected:
+        expected = ["en"]  # nothing known of the writer yet: English is whisper's best
+    return tuple(code for code in expected if code != note.language)[:MAX_OTHER_LANGUAGES]

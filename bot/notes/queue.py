@@ -228,6 +228,7 @@ class NoteQueue:
         text: str,
         *,
         language: str | None,
+        language_unsure: bool = False,
         audio_seconds: float,
         routed_section: int | None = None,
         new_headings: Sequence[str] = (),
@@ -244,6 +245,7 @@ class NoteQueue:
             repo = Repository(session, claim.owner_id)
             note.state = advance(note.state, NoteEvent.FILE)
             note.transcript, note.language = text, language
+            note.language_unsure = language_unsure
             note.transcribed_at = utcnow()
             note.failure = None
             note.claim_expires_at = None
@@ -309,6 +311,35 @@ class NoteQueue:
             self._on_outbox()
         return len(notes)
 
+    async def transcribe_again(self, owner_id: int, note_id: int, language: str) -> bool:
+        """Queue a filed recording again, to be transcribed in `language` (the detection
+        guessed wrong). Its parts and offered sections go; it is filed anew. False when the
+        note is not the writer's filed recording (deleted meanwhile, or still in work)."""
+        async with self._sessions.begin() as session:
+            note = await session.scalar(
+                select(Note)
+                .where(
+                    Note.id == note_id,
+                    Note.owner_id == owner_id,
+                    Note.state == NoteState.FILED,
+                    Note.file_id.is_not(None),
+                )
+                .with_for_update()
+            )
+            if note is None:
+                return False
+            repo = Repository(session, owner_id)
+            await repo.parts.remove_of_note(note.id)
+            await repo.suggestions.remove_of_note(note.id)
+            note.state = advance(note.state, NoteEvent.RETRY)
+            note.requested_language = language
+            note.crashes = note.service_tries = 0
+            note.not_before = None
+            note.cancel_requested = False
+            await show_note(session, note)
+        self._on_outbox()
+        return True
+
     async def announce_resumed(self) -> int:
         """At the bot's start: tell each chat how many of its notes an earlier run left
         unfinished (they are in the queue, so they are transcribed now); how many in all."""
@@ -366,7 +397,7 @@ async def _claim_of(session: AsyncSession, note: Note, worker: str) -> Claim:
         article_title=article.title if article else "",
         outline=[SectionRef(s.id, s.title) for s in sections],
         vocabulary=whisper_vocabulary(await repo.vocabulary.glossary(), titles),
-        language=await repo.vocabulary.language(),
+        language=note.requested_language or await repo.vocabulary.language(),
     )
 
 

@@ -153,6 +153,7 @@ class TranscriptionJob:
             claim,
             transcript.text,
             language=transcript.language,
+            language_unsure=transcript.language_unsure,
             audio_seconds=transcript.duration,
             routed_section=advice.section_number if advice else None,
             new_headings=advice.new_headings if advice else (),

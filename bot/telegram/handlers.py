@@ -263,6 +263,14 @@ class ChatHandlers:
                         texts.section_notes(page, ids[1]),
                         reply_markup=keyboards.section_notes(page, ids[1]),
                     )
+            elif action == keyboards.AGAIN_IN and len(ids) == 2:
+                if ids[1] >= len(keyboards.LANGUAGE_CODES):
+                    raise ValueError(action)
+                language = keyboards.LANGUAGE_CODES[ids[1]]
+                queued = await self.queue.transcribe_again(user_id, ids[0], language)
+                await query.answer(
+                    texts.AGAIN_QUEUED if queued else texts.AGAIN_GONE, show_alert=not queued
+                )
             elif action == keyboards.RETRY and len(ids) == 1:
                 count = await self.queue.retry(user_id, ids[0])
                 await query.answer(texts.alert(texts.retried(count)))

@@ -9,6 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.domain import FiledPart, NoteCard, NoteKind, Outline, SectionInfo, SuggestedSection
 from bot.notes.lifecycle import NoteState
 from bot.notes.manage import SectionNotes
+from bot.notes.vocabulary import LANGUAGES
 from bot.render import shorten
 from bot.telegram import texts
 
@@ -19,6 +20,8 @@ DELETE = "del"
 ADD_SECTION = "addsec"
 PAGE = "pg"
 RETRY = "retry"
+AGAIN_IN = "again"  # again:<note id>:<index of the language in LANGUAGES>
+LANGUAGE_CODES = tuple(LANGUAGES)
 LABEL_CHARS = 40
 
 
@@ -76,7 +79,19 @@ def note_card(card: NoteCard) -> InlineKeyboardMarkup | None:
     if card.state == NoteState.FILED:
         if card.kind == NoteKind.TEXT or card.imported:
             return None
-        return filed_parts(card.parts, card.suggestions)
+        parts = filed_parts(card.parts, card.suggestions)
+        rows = [list(row) for row in parts.inline_keyboard] if parts else []
+        again = [
+            InlineKeyboardButton(
+                texts.again_in(code),
+                callback_data=f"{AGAIN_IN}:{card.note_id}:{LANGUAGE_CODES.index(code)}",
+            )
+            for code in card.other_languages
+            if code in LANGUAGE_CODES
+        ]
+        if again:
+            rows.append(again)
+        return InlineKeyboardMarkup(rows) if rows else None
     if card.state == NoteState.FAILED and card.retryable:
         return InlineKeyboardMarkup(
             [[InlineKeyboardButton("🔁 Try again", callback_data=f"{RETRY}:{card.note_id}")]]

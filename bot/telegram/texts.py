@@ -193,6 +193,7 @@ def _places(parts: list[FiledPart]) -> str:
 
 
 def _filed(card: NoteCard) -> str:
+    heard = f" ({escape(language_name(card.language))})" if card.language else ""
     if len(card.parts) <= 1:
         part = card.parts[0] if card.parts else None
         where = (
@@ -201,9 +202,11 @@ def _filed(card: NoteCard) -> str:
             else f"<b>{card.section_number}. {escape(card.section_title)}</b>"
         )
         caption = f"<i>{escape(card.caption)}</i>\n\n" if card.caption else ""
-        text = f"✅ Filed under {where}:\n\n{caption}{escape(card.transcript)}"
+        text = f"✅ Filed under {where}{heard}:\n\n{caption}{escape(card.transcript)}"
     else:
-        lines = [f"✅ You spoke section titles, so I filed this note in {len(card.parts)} parts:"]
+        lines = [
+            f"✅ You spoke section titles, so I filed this note in {len(card.parts)} parts{heard}:"
+        ]
         for index, part in enumerate(card.parts, start=1):
             lines.append(
                 f"\n<b>Part {index} → {part.section_number}. {escape(part.section_title)}</b>\n"
@@ -216,7 +219,20 @@ def _filed(card: NoteCard) -> str:
             f"\n\nYou also spoke {spoken}, not in the outline yet: "
             "the buttons below add it as a section."
         )
+    if card.other_languages and card.language:
+        text += (
+            f"\n\nI heard this as {escape(language_name(card.language))}. If you spoke another "
+            "language, tap it below and I'll transcribe the note again."
+        )
     return text
+
+
+def again_in(code: str) -> str:
+    return f"🔁 {language_name(code)}"
+
+
+AGAIN_QUEUED = "Transcribing it again…"
+AGAIN_GONE = "This note can't be transcribed again now (it was deleted or is in work)."
 
 
 def notice(item: Notice) -> str:
