@@ -382,3 +382,37 @@ def test_title_glued_to_the_russian_that_follows() -> None:
     # Mentioned inside a Russian sentence, it is still no heading.
     mention = "Мы обсуждали why we left sword procedures вчера вечером."
     assert ids(route(mention, MIGRATION)) == [DEFAULT]
+
+
+MIGRATION_OUTLINE = [
+    SectionTitle(1, "Why we left stored procedures"),
+    SectionTitle(2, "What broke in the first month"),
+    SectionTitle(3, "How we test migrations now"),
+]
+
+
+def test_english_titles_written_in_cyrillic_letters_split_like_headings() -> None:
+    text = (
+        "Так, это заметка про переезд. Вай ви лефт сторд процедурс. Вся логика жила в базе. "
+        "Вот броук ин зе фёрст манс. Сначала упали отчёты."
+    )
+    assert split_by_spoken_titles(text, MIGRATION_OUTLINE, 3) == [
+        RoutedPart(3, "Так, это заметка про переезд.", False),
+        RoutedPart(1, "Вся логика жила в базе.", True),
+        RoutedPart(2, "Сначала упали отчёты.", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Russian about the same topics, even at sentence starts, is not a title.
+        "Мы потом тестировали миграции. Вся логика жила в базе. Что сломалось в первый месяц?",
+        # A Cyrillic rendering mid-sentence is a mention, not a heading.
+        "Я расскажу, вай ви лефт сторд процедурс и что было дальше",
+    ],
+)
+def test_russian_that_only_sounds_near_a_title_does_not_split(text: str) -> None:
+    assert split_by_spoken_titles(text, MIGRATION_OUTLINE, 3) == [
+        RoutedPart(3, text, False)
+    ]

@@ -5,7 +5,7 @@ Writers walk through an outline in one note: "Так, ну вот, where data en
 transcript and cuts it into parts, one per spoken title; text before the first title stays with
 the default (active) section.
 
-Pure and deterministic, stdlib only. Matching works on word tokens of the transcript:
+Pure and deterministic. Matching works on word tokens of the transcript:
 
 * every title is normalised (case, punctuation, "ё"/"е", hyphens, accents ignored) into words;
 * short titles (1-2 words, or very few letters) need an exact match that stands like a heading;
@@ -20,11 +20,14 @@ Pure and deterministic, stdlib only. Matching works on word tokens of the transc
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+
+from rapidfuzz import fuzz
 
 
 @dataclass(frozen=True)
@@ -400,6 +403,94 @@ def _fuzzy_matches(
     return found
 
 
+# --- Titles written in Cyrillic ------------------------------------------------------------
+# An English title spoken inside Russian sometimes comes out phonetically in Cyrillic ("вай ви
+# лефт сторд процедурс"). Transliterated and reduced to a rough consonant skeleton, it matches
+# the title's own skeleton (0.88-1.0 on such renderings of the fixtures' titles, 0.24-0.51 on
+# Russian sentences about the same topics), so it is accepted at 0.85, and only where both ends
+# look like a heading's.
+_CYRILLIC_TO_LATIN = dict(
+    zip(
+        "абвгдежзийклмнопрстуфхцчшщъыьэюя",
+        "a b v g d e zh z i i k l m n o p r s t u f h ts ch sh sh _ i _ e yu ya".split(),
+        strict=True,
+    )
+)
+_SOUND_ALIKE = (
+    ("th", "z"), ("ph", "f"), ("wh", "v"), ("w", "v"), ("ck", "k"), ("c", "k"), ("q", "k"),
+    ("x", "ks"), ("dzh", "j"), ("zh", "j"), ("kh", "h"), ("sh", "s"), ("ch", "c"), ("ts", "c"),
+    ("y", "i"),
+)
+_VOWELS_RE = re.compile(r"[aeiou]")
+_DOUBLED_RE = re.compile(r"(.)\1+")
+_TRANSLITERATED_THRESHOLD = 0.85
+_TRANSLITERATED_SHAPES = frozenset({(2, 2), (2, 1), (1, 2), (1, 1)})
+
+
+def _sound_skeleton(latin_word: str) -> str:
+    """A word's rough sound: sound-alike spellings merged, vowels after the first letter and
+    doubled letters dropped ("procedures" and "процедурс" both give "prcdrs")."""
+    w = latin_word
+    for spelling, sound in _SOUND_ALIKE:
+        w = w.replace(spelling, sound)
+    if not w:
+        return w
+    return _DOUBLED_RE.sub(r"\1", w[0] + _VOWELS_RE.sub("", w[1:]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cyrillic_skeleton(word: str) -> str | None:
+    if _script(word) != "cyrillic":
+        return None
+    latin = "".join(_CYRILLIC_TO_LATIN.get(c, c) for c in word).replace("_", "")
+    return _sound_skeleton(latin) if latin.isascii() else None
+
+
+class _Skeletons:
+    """The sound skeletons of a transcript's Cyrillic words, and of runs of them (cached:
+    every title looks at the same runs)."""
+
+    def __init__(self, tr: _Transcript) -> None:
+        self.words = [_cyrillic_skeleton(w) for w in tr.words]
+        self.by_first_sound: dict[str, list[int]] = {}
+        for position, skeleton in enumerate(self.words):
+            if skeleton:
+                self.by_first_sound.setdefault(skeleton[0], []).append(position)
+        self._runs: dict[tuple[int, int], str | None] = {}
+
+    def run(self, start: int, length: int) -> str | None:
+        """The skeleton of `length` words from `start`; None unless all are Cyrillic."""
+        key = (start, length)
+        if key not in self._runs:
+            words = self.words[start : start + length]
+            complete = len(words) == length and all(words)
+            self._runs[key] = " ".join(w for w in words if w) if complete else None
+        return self._runs[key]
+
+
+def _transliterated_matches(tr: _Transcript, title: _Title, skeletons: _Skeletons) -> list[_Match]:
+    """A Latin title written in Cyrillic letters: runs of Cyrillic words about as long as the
+    title whose sound skeleton is nearly the title's."""
+    if title.kind == "short" or not title.joined.isascii():
+        return []
+    target = " ".join(_sound_skeleton(w) for w in title.words)
+    n_words = len(title.words)
+    cutoff = _TRANSLITERATED_THRESHOLD * 100
+    found: list[_Match] = []
+    # A heading starts with the title's first sound ("вай"/"why": "v").
+    for i in skeletons.by_first_sound.get(target[0], ()):
+        for length in range(max(1, n_words - 1), n_words + 2):
+            run = skeletons.run(i, length)
+            if run is None:
+                break
+            # rapidfuzz's ratio: difflib's measure (2 * matches / total), compiled.
+            score = fuzz.ratio(run, target, score_cutoff=cutoff)
+            shape = (tr.left_evidence(i), tr.pause_after(i + length)) if score else None
+            if shape in _TRANSLITERATED_SHAPES:
+                found.append(_Match(score / 100, title, i, i + length))
+    return found
+
+
 def _find_matches(tr: _Transcript, titles: list[_Title]) -> list[_Match]:
     # Index title words by their prefilter keys, then mark for every transcript position which
     # words of which title it resembles (a bitmask per title). Cost: O(words + title words).
@@ -430,6 +521,10 @@ def _find_matches(tr: _Transcript, titles: list[_Title]) -> list[_Match]:
             found += _short_matches(tr, title)
         elif hits[t_idx]:
             found += _fuzzy_matches(tr, title, hits[t_idx], matcher)
+    skeletons = _Skeletons(tr)
+    if any(skeletons.words):
+        for title in titles:
+            found += _transliterated_matches(tr, title, skeletons)
 
     # Best matches first (then the longer title, then the earlier one, then outline order);
     # keep those that do not overlap an already chosen one; return them left to right.
