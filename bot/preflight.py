@@ -293,6 +293,9 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 # TELEGRAM_API_BASE_URL, TELEGRAM_BOT_TOKEN --------------------------------------------------
+_GATEWAY_ERRORS = {502, 503, 504}
+
+
 async def check_telegram(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) -> str | None:
     """getMe: the Bot API answers and takes the token. Returns a warning when Telegram is busy
     or failing (5xx, 429): that passes, so the bot starts anyway."""
@@ -303,7 +306,7 @@ async def check_telegram(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) ->
     token = settings.telegram_bot_token.get_secret_value().strip()
     try:
         async with httpx.AsyncClient(timeout=wait_s, follow_redirects=False) as client:
-            response = await client.post(f"{base}{token}/getMe")
+            response = await client.get(f"{base}{token}/getMe")
     except httpx.TimeoutException:
         raise PreflightError(
             f"TELEGRAM_API_BASE_URL={shown}: no answer within {wait_s:.0f} s: check the URL "
@@ -317,7 +320,9 @@ async def check_telegram(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) ->
         ) from None
     status = response.status_code
     answer = _bot_api_answer(response)
-    if status == 429 or status >= 500:
+    # Telegram's own errors are Bot API answers; a proxy in front of it answers 502-504 itself.
+    busy = status == 429 or status >= 500
+    if busy and (answer is not None or status in _GATEWAY_ERRORS):
         return (
             f"Telegram answered getMe with {status} {response.reason_phrase} (busy or failing): "
             "starting anyway; the bot retries."
@@ -430,7 +435,7 @@ def _check_downloadable(settings: Settings, value: str, shown: str, timeout: flo
         log.debug("%s is not in the download cache: %s", value, type(exc).__name__)
     repo_id = str(_MODELS.get(value, value))
     # "models/whisper" may be a folder that is not there, or a repository on the hub.
-    folder = "no such folder, and " if "/" in value and repo_id not in _MODELS.values() else ""
+    folder = "no such folder; " if "/" in value and repo_id not in _MODELS.values() else ""
     if constants.is_offline_mode():
         raise PreflightError(
             f"{shown}: {folder}{repo_id} is not downloaded yet and HF_HUB_OFFLINE is set: "
@@ -447,13 +452,13 @@ def _check_downloadable(settings: Settings, value: str, shown: str, timeout: flo
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "an error"
         raise PreflightError(
-            f"{shown}: {folder}{repo_id} is not downloaded yet, and the Hugging Face hub "
+            f"{shown}: {folder}{repo_id} is not downloaded yet and the Hugging Face hub "
             f"({hub}) answered {status}: try again later, or {FIX_FOLDER}."
         ) from None
     except Exception as exc:  # no network: the name does not resolve, refused, timed out
         log.debug("The hub check failed: %s", type(exc).__name__)
         raise PreflightError(
-            f"{shown}: {folder}{repo_id} is not downloaded yet, and the Hugging Face hub "
+            f"{shown}: {folder}{repo_id} is not downloaded yet and the Hugging Face hub "
             f"({hub}) cannot be reached: start once with internet access (it is saved in "
             f"DATA_DIR/models), or {FIX_FOLDER}."
         ) from None
