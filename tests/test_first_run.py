@@ -323,13 +323,18 @@ def test_telegram_busy_at_start_only_warns(
     description: str,
     retry_after: int | None,
 ) -> None:
-    telegram.fail_next("getMe", error_code=code, description=description, retry_after=retry_after)
+    # Three in a row: the check meets the first, the bot's own getMe waits out the others.
+    telegram.fail_next(
+        "getMe", error_code=code, description=description, retry_after=retry_after, times=3
+    )
     bot = bots.start()
     bots.wait_for(bot, lambda: telegram.calls("getUpdates"), "the bot polling", timeout=90)
     assert bot.stop() == 0
     output = bot.log()
     warnings = [line for line in output.splitlines() if " WARNING bot.preflight: " in line]
     assert len(warnings) == 1, output
+    assert output.count("Telegram did not answer getMe; trying again in") == 2, output
+    assert len(telegram.calls("getMe")) >= 4
     assert warnings[0].endswith(
         f"Telegram answered getMe with {code} {description.split(':')[0]} (busy or failing): "
         "starting anyway; the bot retries."
