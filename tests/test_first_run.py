@@ -193,6 +193,11 @@ def test_data_dir_that_is_not_writable(bots: BotLauncher, data_dir: str) -> None
             "installed: write postgresql+asyncpg:// instead (the rest stays as it is).",
         ),
         (
+            "sqlite",
+            "DATABASE_URL starts with sqlite://, a driver the bot cannot use (it needs an "
+            "async one): write sqlite+aiosqlite:// instead (the rest stays as it is).",
+        ),
+        (
             "mysql",
             "DATABASE_URL: mysql databases are not supported (the bot runs on PostgreSQL and "
             "SQLite): use postgresql+asyncpg://user:password@host:5432/database, or leave "
@@ -202,6 +207,8 @@ def test_data_dir_that_is_not_writable(bots: BotLauncher, data_dir: str) -> None
 )
 def test_database_url_with_the_wrong_driver(bots: BotLauncher, scheme: str, expected: str) -> None:
     url = f"{scheme}://writer:{PASSWORD}@db.example.com:5432/bot"
+    if scheme == "sqlite":
+        url = f"sqlite:///{PASSWORD}.db"
     assert fails(bots, env={"DATABASE_URL": url}) == expected
 
 
@@ -256,6 +263,11 @@ def test_sqlite_file_that_is_not_a_database(bots: BotLauncher) -> None:
     assert fails(bots, env={"DATABASE_URL": f"sqlite+aiosqlite:///{other}"}) == (
         f"DATABASE_URL: {other} is not an SQLite database: move that file away, or point "
         "DATABASE_URL at another file."
+    )
+    inside_a_file = other / "bot.db"
+    assert fails(bots, env={"DATABASE_URL": f"sqlite+aiosqlite:///{inside_a_file}"}) == (
+        f"DATABASE_URL: cannot open or create the SQLite database {inside_a_file}: check that "
+        "its folder exists and this user can write it."
     )
 
 
@@ -466,3 +478,26 @@ def test_downloaded_model_name_starts_without_network(
     bots.wait_for(bot, lambda: telegram.calls("getUpdates"), "the bot polling", timeout=90)
     assert bot.stop() == 0
     assert "Traceback" not in bot.log()
+
+
+# -- what runs no checks, and the worker's own setting ---------------------------------------
+def test_worker_needs_separate_workers(bots: BotLauncher) -> None:
+    assert fails(bots, "worker", env={"SEPARATE_WORKERS": "false"}) == (
+        "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot and "
+        "its workers, and restart the bot."
+    )
+
+
+def test_check_config_is_a_smoke_test_that_needs_no_server(bots: BotLauncher) -> None:
+    """`docker run --rm IMAGE python -m bot check-config`: no token, no database server, no
+    Telegram, no model: it prints the settings and exits 0."""
+    port = closed_port()
+    env = {
+        "TELEGRAM_BOT_TOKEN": "",
+        "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{port}/bot",
+        "DATABASE_URL": f"postgresql+asyncpg://writer:{PASSWORD}@127.0.0.1:{port}/bot",
+        "WHISPER_MODEL": "smal",
+    }
+    output = finished(bots.start("check-config", env=env), 0)
+    assert "TELEGRAM_BOT_TOKEN=\n" in output
+    assert f"DATABASE_URL=postgresql+asyncpg://writer:***@127.0.0.1:{port}/bot\n" in output
