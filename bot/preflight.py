@@ -45,6 +45,12 @@ _PG_AUTHENTICATION = {"28P01", "28000"}  # wrong password; no such role, or pg_h
 _PG_NO_DATABASE = "3D000"
 
 
+WORKER_NEEDS_SEPARATE_WORKERS = (
+    "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot and "
+    "its workers, and restart the bot."
+)
+
+
 class PreflightError(Exception):
     """A start-up check failed; `message` is one line, names the setting and the fix, and is
     safe to print."""
@@ -81,7 +87,8 @@ def checks_for(command: str, settings: Settings) -> Checks:
             whisper=local_whisper,
         )
     if command in ("migrate", "import", "draft", "export", "publish"):
-        return Checks(data_dir=True, database=True)
+        # They store nothing in DATA_DIR but the default SQLite database.
+        return Checks(data_dir=default_database(settings), database=True)
     if command == "transcribe" and local_whisper:
         # A model name is downloaded into DATA_DIR/models; a model folder needs nothing there.
         return Checks(data_dir=not Path(settings.whisper_model).is_dir(), whisper=True)
@@ -111,12 +118,6 @@ async def _check_servers(settings: Settings, checks: Checks) -> None:
         warning = await check_telegram(settings)
         if warning:
             log.warning("%s", warning)
-
-
-WORKER_NEEDS_SEPARATE_WORKERS = (
-    "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot and "
-    "its workers, and restart the bot."
-)
 
 
 # DATA_DIR ----------------------------------------------------------------------------------
@@ -265,10 +266,16 @@ def sqlite_file(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
+def default_database(settings: Settings) -> bool:
+    """Whether the database is the SQLite file in DATA_DIR (DATABASE_URL left empty)."""
+    return (
+        settings.database_url == f"sqlite+aiosqlite:///{(settings.data_dir / 'bot.db').resolve()}"
+    )
+
+
 def _database_setting(settings: Settings) -> str:
     """DATA_DIR when the database is the default file in it, else DATABASE_URL."""
-    default = f"sqlite+aiosqlite:///{(settings.data_dir / 'bot.db').resolve()}"
-    return "DATA_DIR" if settings.database_url == default else "DATABASE_URL"
+    return "DATA_DIR" if default_database(settings) else "DATABASE_URL"
 
 
 def _database_location(settings: Settings, url: URL) -> str:
