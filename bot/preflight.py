@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from sqlalchemy.engine import URL, make_url
 
 from bot.config import Settings
@@ -200,7 +201,7 @@ async def check_database(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) ->
 
     url = make_url(settings.database_url)
     sqlite = url.get_backend_name() == "sqlite"
-    where = _database_location(settings, url)
+    where = _database_location(url)
     try:
         engine = create_engine(settings.database_url)
     except OSError as exc:  # the SQLite file's folder cannot be created
@@ -222,7 +223,7 @@ async def check_database(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) ->
 
 
 def _database_problem(settings: Settings, url: URL, exc: BaseException) -> str:
-    where = _database_location(settings, url)
+    where = _database_location(url)
     setting = _database_setting(settings)
     for cause in _causes(exc):
         state = getattr(cause, "sqlstate", None)
@@ -278,7 +279,7 @@ def _database_setting(settings: Settings) -> str:
     return "DATA_DIR" if default_database(settings) else "DATABASE_URL"
 
 
-def _database_location(settings: Settings, url: URL) -> str:
+def _database_location(url: URL) -> str:
     """Where the database is, without the user name and password."""
     if url.get_backend_name() == "sqlite":
         return str(url.database or ":memory:")
@@ -306,8 +307,6 @@ _GATEWAY_ERRORS = {502, 503, 504}
 async def check_telegram(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) -> str | None:
     """getMe: the Bot API answers and takes the token. Returns a warning when Telegram is busy
     or failing (5xx, 429): that passes, so the bot starts anyway."""
-    import httpx
-
     base = settings.telegram_api_base_url
     shown = safe_url(base)
     token = settings.telegram_bot_token.get_secret_value().strip()
@@ -352,10 +351,10 @@ async def check_telegram(settings: Settings, wait_s: float = CHECK_TIMEOUT_S) ->
     return None
 
 
-def _bot_api_answer(response: object) -> dict[str, object] | None:
+def _bot_api_answer(response: httpx.Response) -> dict[str, object] | None:
     """The JSON body when it is shaped like a Bot API answer ({"ok": ...}), else None."""
     try:
-        body = response.json()  # type: ignore[attr-defined]
+        body = response.json()
     except ValueError:
         return None
     if isinstance(body, dict) and isinstance(body.get("ok"), bool):
