@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -44,6 +44,41 @@ from bot.timing import Timing
 from bot.transcription.base import Transcriber
 
 log = logging.getLogger(__name__)
+
+# getMe at start is tried this many times while Telegram is busy or failing (5xx, 429, a
+# timeout), waiting poll_backoff_s, doubling; then the error ends the start (a supervisor
+# restarts the process).
+START_ATTEMPTS = 6
+
+
+async def initialize_with_retries(
+    initialize: Callable[[], Awaitable[None]], timing: Timing
+) -> None:
+    """Bot/Application.initialize (getMe), waiting out a Telegram that is busy or failing."""
+    from telegram.error import BadRequest, NetworkError, RetryAfter
+
+    backoff = timing.poll_backoff_s
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            await initialize()
+            return
+        except BadRequest:
+            raise
+        except (NetworkError, RetryAfter) as exc:  # 5xx, timeouts, refused; 429
+            if attempt == START_ATTEMPTS:
+                raise
+            if isinstance(exc, RetryAfter):
+                wait = min(30.0, _seconds(exc.retry_after))
+            else:
+                wait, backoff = backoff, min(30.0, backoff * 2)
+        log.warning("Telegram did not answer getMe; trying again in %.0f s", wait)
+        await asyncio.sleep(wait)
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
 
 # Only what the bot handles; chat-member, reaction and other updates are never fetched.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
@@ -185,7 +220,8 @@ class BotRuntime:
         updates stored by an earlier run, then new updates."""
         settings = self.settings
         settings.audio_dir.mkdir(parents=True, exist_ok=True)
-        await self.app.initialize()  # getMe: the token and the Bot API URL are checked here
+        # getMe (the token and the Bot API URL were checked by bot/preflight.py just before).
+        await initialize_with_retries(self.app.initialize, self.timing)
         if not settings.allowed_user_ids:
             log.warning("ALLOWED_USER_IDS is empty: the bot will refuse everybody.")
         else:

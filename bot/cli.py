@@ -6,7 +6,9 @@ The offline commands work on the configured database (migrated first), so an art
 imported here shows up in the writer's /sections and /articles, and a draft made here is the
 one /export sends.
 Results go to stdout, progress bars and messages to stderr; an expected failure is one short
-line on stderr and a non-zero exit, never a traceback.
+line on stderr and a non-zero exit, never a traceback. Before a command runs, the start-up
+checks it needs (bot/preflight.py) look at the folder, the database, Telegram and the whisper
+model; a misconfiguration is one line naming the setting and the fix, and exit status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
@@ -27,6 +29,10 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.domain import ArticleInfo, UserError
 from bot.logging_setup import configure_logging
 from bot.notes.archive import ArchiveImporter, ImportReport, read_archive_folder
+from bot.preflight import PreflightError, model_load_failed, run_checks
+
+if TYPE_CHECKING:
+    from bot.transcription.base import Transcriber
 
 log = logging.getLogger("bot")
 
@@ -137,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.secrets)
     try:
+        run_checks(command, settings)
         return COMMANDS[command](settings, args)
+    except PreflightError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
     except UserError as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -158,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Apply migrations, load the transcriber, then take updates from Telegram until stopped
     (SIGTERM, Ctrl+C): long polling, or a webhook when WEBHOOK_URL is set."""
-    from bot.app import build_bot, load_transcriber
+    from bot.app import build_bot
     from bot.db.migrate import upgrade_to_head
 
     upgrade_to_head(settings.database_url)
     # With separate workers the bot transcribes nothing, so it loads no model.
-    transcriber = None if settings.separate_workers else load_transcriber(settings)
+    transcriber = None if settings.separate_workers else _load_transcriber(settings)
     runtime = build_bot(settings, transcriber)
     if settings.webhook_url:
         log.info(
@@ -178,22 +188,27 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Transcribe notes for the bot from the shared database until stopped (SIGTERM, Ctrl+C)."""
-    from bot.app import build_worker, load_transcriber, worker_name
+    from bot.app import build_worker, worker_name
     from bot.db.migrate import upgrade_to_head
 
-    if not settings.separate_workers:
-        # Without it the bot transcribes every note itself: a worker would only duplicate work.
-        print(
-            "SEPARATE_WORKERS=true is needed for workers: set it in the .env shared by the bot "
-            "and its workers, and restart the bot.",
-            file=sys.stderr,
-        )
-        return 2
+    # Without SEPARATE_WORKERS the bot transcribes every note itself: the start-up checks
+    # stop a worker that would only duplicate its work.
     upgrade_to_head(settings.database_url)
-    transcriber = load_transcriber(settings)
+    transcriber = _load_transcriber(settings)
     runtime = build_worker(settings, transcriber, worker_name("worker"))
     log.info("Worker %s waiting for notes (Ctrl+C to stop)", runtime.worker.name)
     return _serve(runtime.start, runtime.close, "Worker", lambda: None)
+
+
+def _load_transcriber(settings: Settings) -> Transcriber:
+    """The configured transcriber; a model the checks found but that fails to load (a broken
+    model.bin, a compute type the machine lacks) is a PreflightError too."""
+    from bot.app import load_transcriber
+
+    try:
+        return load_transcriber(settings)
+    except Exception as exc:
+        raise model_load_failed(settings, exc) from None
 
 
 def _serve(
@@ -335,23 +350,13 @@ def _write_or_print(markdown: str, out: Path | None) -> None:
 # transcribe -------------------------------------------------------------------------------
 def transcribe(settings: Settings, files: Sequence[Path]) -> int:
     """Print each file's transcript, under its name as a heading when there are several."""
-    from bot.app import load_transcriber
     from bot.notes.transcribe import MIN_SPEECH_SECONDS
     from bot.transcription.base import TranscriptionError
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(f"No such file: {', '.join(missing)}")
-    try:
-        transcriber = load_transcriber(settings)
-    except Exception as exc:
-        # A model name that is not downloaded yet needs the internet; a path must exist.
-        log.debug("Loading the transcriber failed", exc_info=True)
-        raise UserError(
-            f"Could not load the whisper model {settings.whisper_model!r} "
-            f"({type(exc).__name__}). Set WHISPER_MODEL to a model name (downloaded on first "
-            "use, needs the internet) or to a local CTranslate2 model folder."
-        ) from None
+    transcriber = _load_transcriber(settings)
     # Its per-file INFO lines would break up the progress bars; they say nothing new here.
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     failed = 0
