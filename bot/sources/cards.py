@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Note
+from bot.db.models import Note, NoteSource
 from bot.db.repository import Repository
-from bot.sources.model import SourceCard, SourceFailure, SourceKind, SourceStatus
+from bot.sources.model import SourceCard, SourceFailure, SourceKind, SourceRef, SourceStatus
 
+# Where a draft's figures live, beside its .md in the /export zip.
+IMAGES_DIR = "images"
 # A document's opening shown in its acknowledgement.
 PREVIEW_CHARS = 300
 
@@ -54,4 +57,27 @@ async def load_source_card(
         origin_url=row.origin_url,
         file_name=row.file_name,
         started_article=str(started) if started else None,
+    )
+
+
+def source_ref(row: NoteSource) -> SourceRef:
+    """How the draft's Sources list, its figures and the notes export name a source."""
+    kind = SourceKind(row.kind)
+    if kind is SourceKind.LINK:
+        title = row.title or row.url or "Link"
+    elif kind is SourceKind.IMAGE:
+        title = row.caption or "Image"
+    elif kind is SourceKind.DOCUMENT:
+        title = row.file_name or "Document"
+    else:
+        title = row.origin or "Forwarded post"
+    url = row.origin_url if kind is SourceKind.POST else row.url
+    return SourceRef(
+        note_id=row.note_id,
+        kind=kind.value,
+        title=title,
+        url=url,
+        origin=row.origin,
+        image_file=f"{IMAGES_DIR}/{PurePath(row.image_path).name}" if row.image_path else None,
+        caption=row.caption or "",
     )

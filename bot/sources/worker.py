@@ -105,6 +105,14 @@ class SourceWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    async def close(self) -> None:
+        """Close the connection pools (after stop)."""
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        closing = getattr(self._describer, "close", None)
+        if closing is not None:
+            await closing()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="sources")
 
