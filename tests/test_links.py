@@ -69,6 +69,15 @@ class Site:
                 await response.write(b"<p>" + b"x" * 1000 + b"</p>")
             await response.write_eof()
             return response
+        if path == "/drip":  # a byte at a time: each read is quick, the whole page is not
+            response = web.StreamResponse(headers={"Content-Type": "text/html"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for _ in range(25):
+                await response.write(b"<p>x</p>")
+                await asyncio.sleep(0.2)
+            await response.write_eof()
+            return response
         if path == "/file.pdf":
             return web.Response(body=b"%PDF-1.4", content_type="application/pdf")
         return web.Response(status=404, text="not found")
@@ -138,6 +147,16 @@ async def test_a_page_that_does_not_answer_in_time_times_out(site: Site) -> None
     try:
         with pytest.raises(FetchError) as caught:
             await fetcher.fetch(f"{site.base}/slow")
+    finally:
+        await fetcher.close()
+    assert caught.value.failure is FetchFailure.TIMED_OUT
+
+
+async def test_the_timeout_bounds_the_whole_fetch_not_each_read(site: Site) -> None:
+    fetcher = LinkFetcher(timeout=1.0, max_bytes=50_000, allow_private=True)
+    try:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(f"{site.base}/drip")
     finally:
         await fetcher.close()
     assert caught.value.failure is FetchFailure.TIMED_OUT

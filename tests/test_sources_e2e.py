@@ -108,6 +108,11 @@ async def part_texts(tmp_path: Path) -> list[str]:
         await engine.dispose()
 
 
+def kept(path: str | None) -> bytes:
+    """The bytes of a file the bot kept (empty when it kept none)."""
+    return Path(path).read_bytes() if path else b""
+
+
 def minimal_pdf(lines: list[str]) -> bytes:
     """A one-page PDF with the lines in Helvetica, written by hand (xref offsets included)."""
 
@@ -150,7 +155,7 @@ async def test_a_link_is_fetched_in_the_background_and_filed_as_a_source(
     words = await card(bot, "📝 Filed under")
     assert "Why columns" in words
 
-    [(source, note)] = await sources_in_db(tmp_path)
+    [(source, _)] = await sources_in_db(tmp_path)
     assert (source.kind, source.status, source.url) == ("link", "ready", url)
     assert source.title == "Why columnar storage wins" and source.fetched_at is not None
     assert "Storing each column together" in (source.text or "")
@@ -231,7 +236,7 @@ async def test_a_photo_is_described_by_the_vision_model(
     assert vision.body["model"] == "fake-model"
     [(source, note)] = await sources_in_db(tmp_path)
     assert (source.kind, source.status, source.text) == ("image", "ready", DESCRIPTION)
-    assert Path(source.image_path or "").read_bytes() == PHOTO
+    assert kept(source.image_path) == PHOTO
     assert "Caption: Monday's whiteboard" in (note.transcript or "")
 
 
@@ -246,7 +251,7 @@ async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_
     assert "400" not in shown and "invalid" not in shown.lower()
     [(source, note)] = await sources_in_db(tmp_path)
     assert (source.status, source.failure) == ("failed", "no_vision")
-    assert Path(source.image_path or "").read_bytes() == PHOTO
+    assert kept(source.image_path) == PHOTO
     assert note.transcript == "Image\nCaption: Monday's whiteboard"
 
 
