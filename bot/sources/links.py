@@ -141,6 +141,7 @@ class LinkFetcher:
             await self._check_host(current)
             try:
                 async with self._client.stream("GET", current) as response:
+                    self._check_peer(response)
                     if response.is_redirect:
                         location = response.headers.get("location")
                         if not location:
@@ -193,6 +194,19 @@ class LinkFetcher:
         addresses = {str(info[4][0]) for info in infos}
         if not addresses or not all(is_public_address(a) for a in addresses):
             log.info("Refused to fetch a link to a non-public address")
+            raise FetchError(FetchFailure.PRIVATE_ADDRESS)
+
+
+    def _check_peer(self, response: httpx.Response) -> None:
+        """The address the connection really reached: a name that resolved to a public
+        address for the check and to a private one for the request (DNS rebinding) is
+        refused before anything of the answer is read."""
+        if self._allow_private:
+            return
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer and not is_public_address(str(peer[0])):
+            log.info("Refused a link whose connection reached a non-public address")
             raise FetchError(FetchFailure.PRIVATE_ADDRESS)
 
 
