@@ -117,8 +117,12 @@ async def test_main_text_is_extracted_without_navigation_footer_or_cookie_banner
     assert page.title == "Why columnar storage wins"
     assert "Storing each column together" in page.text
     assert "merge them later" in page.text
-    for boilerplate in ("Subscribe to the newsletter", "Archive of every issue", "Copyright",
-                        "cookies"):
+    for boilerplate in (
+        "Subscribe to the newsletter",
+        "Archive of every issue",
+        "Copyright",
+        "cookies",
+    ):
         assert boilerplate not in page.text
 
 
@@ -135,8 +139,19 @@ async def test_private_addresses_are_refused_by_default(site: Site) -> None:
 
 
 def test_only_public_addresses_count_as_public() -> None:
-    for address in ("127.0.0.1", "10.1.2.3", "172.16.0.5", "192.168.1.1", "169.254.169.254",
-                    "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "224.0.0.1"):
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.5",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ):
         assert not is_public_address(address), address
     for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"):
         assert is_public_address(address), address

@@ -88,9 +88,9 @@ async def sources_in_db(tmp_path: Path) -> list[tuple[NoteSource, Note]]:
     try:
         async with create_session_factory(engine)() as session:
             rows = await session.execute(
-                select(NoteSource, Note).join(Note, Note.id == NoteSource.note_id).order_by(
-                    NoteSource.id
-                )
+                select(NoteSource, Note)
+                .join(Note, Note.id == NoteSource.note_id)
+                .order_by(NoteSource.id)
             )
             return [(s, n) for s, n in rows]
     finally:
@@ -146,7 +146,9 @@ def minimal_pdf(lines: list[str]) -> bytes:
 
 
 async def test_a_link_is_fetched_in_the_background_and_filed_as_a_source(
-    bot: FakeTelegram, site: Site, tmp_path: Path  # noqa: F811
+    bot: FakeTelegram,
+    site: Site,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     url = f"{site.base}/article"
     bot.send_text(WRITER, f"Worth quoting when I explain scans: {url}")
@@ -169,7 +171,11 @@ async def test_a_link_is_fetched_in_the_background_and_filed_as_a_source(
 
 
 async def test_a_private_address_is_refused_by_default_and_the_link_kept(
-    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, site: Site, tmp_path: Path  # noqa: F811
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    start_bot: StartBot,
+    site: Site,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     async with start_bot(**llm_settings(llm)):
         url = f"{site.base}/article"
@@ -184,7 +190,10 @@ async def test_a_private_address_is_refused_by_default_and_the_link_kept(
 
 
 async def test_a_page_that_times_out_gets_one_clear_message(
-    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, site: Site  # noqa: F811
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    start_bot: StartBot,
+    site: Site,  # noqa: F811
 ) -> None:
     settings = llm_settings(llm, link_fetch_allow_private=True, link_fetch_timeout_seconds=0.5)
     async with start_bot(**settings):
@@ -256,7 +265,10 @@ async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_
 
 
 async def test_the_draft_cites_sources_apart_lists_them_and_exports_figures_in_a_zip(
-    bot: FakeTelegram, llm: FakeOpenAI, site: Site, tmp_path: Path  # noqa: F811
+    bot: FakeTelegram,
+    llm: FakeOpenAI,
+    site: Site,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     url = f"{site.base}/article"
     bot.send_text(WRITER, url)

@@ -14,8 +14,23 @@ MAX_PDF_PAGES = 200
 
 # Text-bearing files filed as sources (the .txt/.md transcript import stays apart).
 TEXT_EXTENSIONS = frozenset(
-    {".csv", ".tsv", ".json", ".xml", ".html", ".htm", ".rst", ".org", ".tex", ".log",
-     ".yaml", ".yml", ".srt", ".vtt", ".rtf"}
+    {
+        ".csv",
+        ".tsv",
+        ".json",
+        ".xml",
+        ".html",
+        ".htm",
+        ".rst",
+        ".org",
+        ".tex",
+        ".log",
+        ".yaml",
+        ".yml",
+        ".srt",
+        ".vtt",
+        ".rtf",
+    }
 )
 TEXT_MIME_PREFIXES = ("text/",)
 TEXT_MIME_TYPES = frozenset({"application/json", "application/xml", "application/xhtml+xml"})
@@ -33,9 +48,7 @@ def is_text_document(file_name: str | None, mime_type: str | None) -> bool:
     suffix = PurePath(file_name or "").suffix.lower()
     mime = (mime_type or "").lower()
     return (
-        suffix in TEXT_EXTENSIONS
-        or mime in TEXT_MIME_TYPES
-        or mime.startswith(TEXT_MIME_PREFIXES)
+        suffix in TEXT_EXTENSIONS or mime in TEXT_MIME_TYPES or mime.startswith(TEXT_MIME_PREFIXES)
     )
 
 

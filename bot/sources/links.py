@@ -186,7 +186,8 @@ class LinkFetcher:
         host = parts.hostname
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
-                host, parts.port or (443 if parts.scheme == "https" else 80),
+                host,
+                parts.port or (443 if parts.scheme == "https" else 80),
                 type=socket.SOCK_STREAM,
             )
         except (OSError, UnicodeError):
@@ -195,7 +196,6 @@ class LinkFetcher:
         if not addresses or not all(is_public_address(a) for a in addresses):
             log.info("Refused to fetch a link to a non-public address")
             raise FetchError(FetchFailure.PRIVATE_ADDRESS)
-
 
     def _check_peer(self, response: httpx.Response) -> None:
         """The address the connection really reached: a name that resolved to a public

@@ -34,8 +34,10 @@ class SourcesService:
             repo = Repository(session, owner_id)
             for name, note_id in wanted.items():
                 row = await repo.sources.of_note(note_id)
-                if row is not None and row.image_path and PurePath(row.image_path).name == (
-                    PurePath(name).name
+                if (
+                    row is not None
+                    and row.image_path
+                    and PurePath(row.image_path).name == (PurePath(name).name)
                 ):
                     files[name] = Path(row.image_path)
         content = await run_in_daemon_thread(_zip, filename, markdown, files)

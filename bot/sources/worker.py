@@ -29,13 +29,21 @@ from bot.services.outbox import post_view
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
 from bot.sources.documents import UnreadableDocument, extract_text
-from bot.sources.links import FetchError, LinkFetcher
+from bot.sources.links import FetchError, Page
 from bot.sources.model import SourceFailure, SourceKind, SourceStatus, source_text
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 IMAGE_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
+class PageFetcher(Protocol):
+    async def fetch(self, url: str) -> Page:
+        """The page's title and main text (FetchError)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class FileSource(Protocol):
@@ -81,7 +89,7 @@ class SourceWorker:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        fetcher: LinkFetcher | None,
+        fetcher: PageFetcher | None,
         files: FileSource,
         describer: Describer | None,
         files_dir: Path,

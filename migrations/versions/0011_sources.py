@@ -45,9 +45,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("note_sources", schema=None) as batch_op:
         batch_op.create_index("ix_note_sources_status", ["status"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_note_sources_owner_id"), ["owner_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_note_sources_owner_id"), ["owner_id"], unique=False)
 
 
 def downgrade() -> None:
