@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -83,8 +84,9 @@ class Site:
         return web.Response(status=404, text="not found")
 
 
-@pytest.fixture
-async def site() -> AsyncIterator[Site]:
+@contextlib.asynccontextmanager
+async def serve_site() -> AsyncIterator[Site]:
+    """The site on 127.0.0.1, on a free port, for the length of the block."""
     state = Site()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", state.handle)
@@ -98,6 +100,12 @@ async def site() -> AsyncIterator[Site]:
         yield state
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Site]:
+    async with serve_site() as state:
+        yield state
 
 
 @pytest.fixture

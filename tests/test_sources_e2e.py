@@ -21,7 +21,7 @@ from tests.fakes.drafting_model import DraftingModel
 from tests.fakes.openai_server import Call, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, say
-from tests.test_links import Site, site  # noqa: F401  (the local web site fixture)
+from tests.test_links import Site, serve_site
 
 DESCRIPTION = (
     "A whiteboard with a diagram of three boxes joined by arrows. "
@@ -41,6 +41,13 @@ class Model:
         if call.images:
             return DESCRIPTION
         return self.drafting(call)
+
+
+@pytest.fixture
+async def web() -> AsyncIterator[Site]:
+    """A local web site (loopback: the bot refuses it unless LINK_FETCH_ALLOW_PRIVATE)."""
+    async with serve_site() as state:
+        yield state
 
 
 @pytest.fixture
@@ -147,10 +154,10 @@ def minimal_pdf(lines: list[str]) -> bytes:
 
 async def test_a_link_is_fetched_in_the_background_and_filed_as_a_source(
     bot: FakeTelegram,
-    site: Site,
-    tmp_path: Path,  # noqa: F811
+    web: Site,
+    tmp_path: Path,
 ) -> None:
-    url = f"{site.base}/article"
+    url = f"{web.base}/article"
     bot.send_text(WRITER, f"Worth quoting when I explain scans: {url}")
     shown = await card(bot, "Filed as a source under", "Why columnar storage wins")
     assert "<b>1. Why columns</b>" in shown and url in shown
@@ -174,16 +181,16 @@ async def test_a_private_address_is_refused_by_default_and_the_link_kept(
     telegram: FakeTelegram,
     llm: FakeOpenAI,
     start_bot: StartBot,
-    site: Site,
-    tmp_path: Path,  # noqa: F811
+    web: Site,
+    tmp_path: Path,
 ) -> None:
     async with start_bot(**llm_settings(llm)):
-        url = f"{site.base}/article"
+        url = f"{web.base}/article"
         telegram.send_text(WRITER, url)
         shown = await card(telegram, "I couldn't read")
         assert "private or local network address" in shown and url in shown
         assert "kept as a source" in shown
-    assert site.hits == []
+    assert web.hits == []
     [(source, _)] = await sources_in_db(tmp_path)
     assert (source.status, source.failure) == ("failed", "private_address")
     assert (await part_texts(tmp_path)) == [f"URL: {url}"]
@@ -193,11 +200,11 @@ async def test_a_page_that_times_out_gets_one_clear_message(
     telegram: FakeTelegram,
     llm: FakeOpenAI,
     start_bot: StartBot,
-    site: Site,  # noqa: F811
+    web: Site,
 ) -> None:
     settings = llm_settings(llm, link_fetch_allow_private=True, link_fetch_timeout_seconds=0.5)
     async with start_bot(**settings):
-        telegram.send_text(WRITER, f"{site.base}/slow")
+        telegram.send_text(WRITER, f"{web.base}/slow")
         shown = await card(telegram, "I couldn't read")
         assert "took too long" in shown
         messages = telegram.sent_messages(WRITER)
@@ -247,6 +254,8 @@ async def test_a_photo_is_described_by_the_vision_model(
     assert (source.kind, source.status, source.text) == ("image", "ready", DESCRIPTION)
     assert kept(source.image_path) == PHOTO
     assert "Caption: Monday's whiteboard" in (note.transcript or "")
+    usage = await say(bot, "/usage", "tokens")
+    assert "vision (fake-model)" in usage, "the description's tokens are the writer's usage"
 
 
 async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_kept(
@@ -267,10 +276,10 @@ async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_
 async def test_the_draft_cites_sources_apart_lists_them_and_exports_figures_in_a_zip(
     bot: FakeTelegram,
     llm: FakeOpenAI,
-    site: Site,
-    tmp_path: Path,  # noqa: F811
+    web: Site,
+    tmp_path: Path,
 ) -> None:
-    url = f"{site.base}/article"
+    url = f"{web.base}/article"
     bot.send_text(WRITER, url)
     await card(bot, "Filed as a source under", "Why columnar storage wins")
     await say(bot, "/section 2", "now go to")
