@@ -146,6 +146,23 @@ async def test_private_addresses_are_refused_by_default(site: Site) -> None:
     assert site.hits == [], "a refused address is never contacted"
 
 
+class RebindingFetcher(LinkFetcher):
+    """As if DNS answered a public address for the check and loopback for the connection."""
+
+    async def _check_host(self, url: str) -> None:
+        return None
+
+
+async def test_a_connection_that_reaches_a_private_address_is_refused(site: Site) -> None:
+    fetcher = RebindingFetcher(timeout=2.0, max_bytes=50_000)
+    try:
+        with pytest.raises(FetchError) as caught:
+            await fetcher.fetch(f"{site.base}/article")
+    finally:
+        await fetcher.close()
+    assert caught.value.failure is FetchFailure.PRIVATE_ADDRESS
+
+
 def test_only_public_addresses_count_as_public() -> None:
     for address in (
         "127.0.0.1",

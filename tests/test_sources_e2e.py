@@ -226,6 +226,16 @@ async def test_a_forwarded_channel_post_is_filed_with_its_origin(
     bot.send_text(WRITER, "A private channel's post.", forward_origin=private)
     shown = await card(bot, "Filed the post from Closed club")
     assert "t.me" not in shown
+    hidden = {"type": "hidden_user", "date": 1_700_000_000, "sender_user_name": "Ann Smith"}
+    bot.send_text(WRITER, "What a colleague wrote.", forward_origin=hidden)
+    await card(bot, "Filed the post from Ann Smith")
+    sources = await sources_in_db(tmp_path)
+    assert [s.origin for s, _ in sources] == [
+        "Data Weekly (@dataweekly)",
+        "Closed club",
+        "Ann Smith",
+    ]
+    assert sources[2][1].transcript == "Forwarded from: Ann Smith\n\nWhat a colleague wrote."
 
 
 async def test_a_pdf_is_read_and_filed_as_a_source(bot: FakeTelegram, tmp_path: Path) -> None:
@@ -237,6 +247,32 @@ async def test_a_pdf_is_read_and_filed_as_a_source(bot: FakeTelegram, tmp_path: 
     [(source, note)] = await sources_in_db(tmp_path)
     assert (source.kind, source.status) == ("document", "ready")
     assert "Quarterly storage report" in (note.transcript or "")
+
+
+async def test_other_documents_a_pdf_without_text_and_files_over_the_download_limit(
+    bot: FakeTelegram, llm: FakeOpenAI, tmp_path: Path
+) -> None:
+    csv = b"city,scans\nOslo,41\nLima,17\n"
+    bot.send_document(WRITER, bot.add_file(csv), file_name="scans.csv", mime_type="text/csv")
+    shown = await card(bot, "Filed <b>scans.csv</b> as a source")
+    assert "Oslo,41" in shown
+    scan = minimal_pdf([])  # a page without a text layer, like a scan
+    bot.send_document(WRITER, bot.add_file(scan), file_name="scan.pdf", mime_type="application/pdf")
+    shown = await card(bot, "I couldn't read <b>scan.pdf</b>")
+    assert "found no text" in shown and "kept as a source" in shown
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    bot.send_document(WRITER, bot.add_file(png), file_name="chart.png", mime_type="image/png")
+    await card(bot, "Filed the image as a source", "INGEST")
+    [image] = [c for c in llm.calls if c.images][-1].images
+    assert image.startswith("data:image/png;base64,")
+    big = bot.add_file(b"%PDF-1.4 too big to download")
+    bot.send_document(
+        WRITER, big, file_name="book.pdf", mime_type="application/pdf", file_size=25 * 2**20
+    )
+    shown = await card(bot, "That file is 25.0 MB")
+    assert "at most 20 MB" in shown
+    kinds = [(s.kind, s.status) for s, _ in await sources_in_db(tmp_path)]
+    assert kinds == [("document", "ready"), ("document", "failed"), ("image", "ready")]
 
 
 async def test_a_photo_is_described_by_the_vision_model(
