@@ -236,6 +236,6 @@ def test_urls_and_the_words_around_them() -> None:
         "https://example.com/a?x=1",
         "https://en.wikipedia.org/wiki/Parquet_(file_format)",
     ]
-    assert words_around(text, urls) == "Great piece on storage (see ). Also , and"
+    assert words_around(text, urls) == "Great piece on storage (see). Also, and"
     assert words_around("https://example.com/a", ["https://example.com/a"]) == ""
     assert find_urls("no links here, just ftp://old.example.com") == []

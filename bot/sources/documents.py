@@ -8,8 +8,8 @@ from pathlib import PurePath
 
 log = logging.getLogger(__name__)
 
-# Enough for a long report; a book is cut here (drafting reads it in stages anyway).
-MAX_TEXT_CHARS = 60_000
+# Enough for a long report (drafting reads it in stages); a book is cut here.
+MAX_TEXT_CHARS = 30_000
 MAX_PDF_PAGES = 200
 
 # Text-bearing files filed as sources (the .txt/.md transcript import stays apart).

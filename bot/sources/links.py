@@ -80,7 +80,8 @@ def words_around(text: str, urls: list[str]) -> str:
     """The writer's own words in a message once its URLs are taken out ("" when none)."""
     for url in urls:
         text = text.replace(url, " ")
-    lines = [" ".join(line.split()) for line in text.splitlines()]
+    # "see <url>, and" leaves "see , and": the gap before the punctuation goes.
+    lines = [re.sub(r"\s+([,.;:!?)])", r"\1", " ".join(line.split())) for line in text.splitlines()]
     words = "\n".join(line for line in lines if line).strip()
     # A lone "see:" or "->" is no note of its own.
     return words if re.search(r"\w{2,}", words) else ""
