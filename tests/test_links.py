@@ -239,3 +239,8 @@ def test_urls_and_the_words_around_them() -> None:
     assert words_around(text, urls) == "Great piece on storage (see). Also, and"
     assert words_around("https://example.com/a", ["https://example.com/a"]) == ""
     assert find_urls("no links here, just ftp://old.example.com") == []
+    many = " ".join(f"https://example.com/{n}" for n in range(15))
+    assert len(find_urls(many)) == 10, "a message's links beyond ten stay words"
+    assert words_around(many, find_urls(many)).split() == [
+        f"https://example.com/{n}" for n in range(10, 15)
+    ]

@@ -25,6 +25,8 @@ from bot.services.threads import run_in_daemon_thread
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+# Links of one message fetched as sources; further ones stay in the writer's words.
+MAX_LINKS_PER_MESSAGE = 10
 # A page's text kept for drafting: long enough for an article, short of a book.
 MAX_TEXT_CHARS = 30_000
 USER_AGENT = "voice-draft-bot/1.0 (+link preview for the writer's own notes)"
@@ -61,25 +63,37 @@ class Page:
     text: str
 
 
-def find_urls(text: str) -> list[str]:
-    """The http(s) URLs in a message, in order, each once."""
+def find_urls(text: str, limit: int = MAX_LINKS_PER_MESSAGE) -> list[str]:
+    """The http(s) URLs in a message, in order, each once, at most `limit`."""
     found: list[str] = []
     for match in _URL.finditer(text):
-        url = match.group(0)
-        # A closing bracket that opened inside the URL (Wikipedia's "(disambiguation)") stays.
-        while url and url[-1] in _TRAILING:
-            if url[-1] == ")" and url.count("(") >= url.count(")"):
-                break
-            url = url[:-1]
+        url = _clean(match.group(0))
         if urlsplit(url).hostname and url not in found:
             found.append(url)
-    return found
+    return found[:limit]
+
+
+def _clean(url: str) -> str:
+    """A URL without the sentence's punctuation after it; a closing bracket that opened
+    inside the URL (Wikipedia's "(disambiguation)") stays."""
+    while url and url[-1] in _TRAILING:
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return url
 
 
 def words_around(text: str, urls: list[str]) -> str:
     """The writer's own words in a message once its URLs are taken out ("" when none)."""
-    for url in urls:
-        text = text.replace(url, " ")
+    taken = set(urls)
+    pieces: list[str] = []
+    end = 0
+    for match in _URL.finditer(text):
+        url = _clean(match.group(0))
+        if url in taken:  # cut where it stands: one URL may begin another
+            pieces += [text[end : match.start()], " "]
+            end = match.start() + len(url)
+    text = "".join([*pieces, text[end:]])
     # "see <url>, and" leaves "see , and": the gap before the punctuation goes.
     lines = [re.sub(r"\s+([,.;:!?)])", r"\1", " ".join(line.split())) for line in text.splitlines()]
     words = "\n".join(line for line in lines if line).strip()
