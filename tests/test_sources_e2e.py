@@ -339,6 +339,9 @@ async def test_the_draft_cites_sources_apart_lists_them_and_exports_figures_in_a
     assert 'kind="image" source="outside"' in prompt
     assert 'kind="text">' in prompt, "the writer's own note is not marked outside"
     assert "never write it as the writer's own" in prompt
+    checks = [c.prompt_text for c in llm.calls if "fact-checker" in c.prompt_text]
+    assert checks and all("never in the writer's first person" in c for c in checks)
+    assert any('kind="link" source="outside"' in c for c in checks)
 
     sources_at = markdown.index("## Sources")
     listed = markdown[sources_at:].split("\n---\n")[0]
