@@ -47,6 +47,8 @@ class Site:
     def __init__(self) -> None:
         self.hits: list[str] = []
         self.base = ""
+        # /held answers only once a test sets it (a page still loading, for as long as needed).
+        self.release = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits.append(request.path)
@@ -59,6 +61,9 @@ class Site:
             n = int(path.rsplit("/", 1)[1])
             target = "/article" if n == 0 else f"/hop/{n - 1}"
             raise web.HTTPFound(target)
+        if path == "/held":
+            await self.release.wait()
+            return web.Response(text=ARTICLE, content_type="text/html")
         if path == "/slow":
             await asyncio.sleep(3)
             return web.Response(text=ARTICLE, content_type="text/html")
@@ -99,6 +104,7 @@ async def serve_site() -> AsyncIterator[Site]:
     try:
         yield state
     finally:
+        state.release.set()  # a request still held must not hold up the shutdown
         await runner.cleanup()
 
 

@@ -177,6 +177,28 @@ async def test_a_link_is_fetched_in_the_background_and_filed_as_a_source(
     assert "1. Why columns — 2 notes (1 source)" in outline
 
 
+async def test_a_draft_made_while_a_page_is_still_loading_says_so(
+    bot: FakeTelegram, web: Site
+) -> None:
+    bot.send_text(WRITER, f"{web.base}/held")
+    await card(bot, "Got the link; reading the page")
+    await say(bot, "Columns compress well.", "Filed under")
+    before = len(bot.sent_documents(WRITER))
+    bot.send_text(WRITER, "/draft")
+    await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) > before)
+    summary = await card(bot, "Draft ready")
+    assert "1 source is still being read: only the link is in it so far." in summary
+    web.release.set()
+    await card(bot, "Filed as a source under", "Why columnar storage wins")
+    before = len(bot.sent_documents(WRITER))
+    bot.send_text(WRITER, "/draft")
+    await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) > before)
+    markdown = bot.sent_documents(WRITER)[-1].params["document"].decode()
+    assert f"[Why columnar storage wins]({web.base}/held)" in markdown
+    summaries = [m.text for m in bot.sent_messages(WRITER) if "Draft ready" in m.text]
+    assert len(summaries) == 2 and "still being read" not in summaries[-1]
+
+
 async def test_a_private_address_is_refused_by_default_and_the_link_kept(
     telegram: FakeTelegram,
     llm: FakeOpenAI,

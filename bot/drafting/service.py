@@ -39,7 +39,7 @@ from bot.services.outline import require_article
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
 from bot.sources.cards import source_ref
-from bot.sources.model import SourceKind, SourceRef
+from bot.sources.model import SourceKind, SourceRef, SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class DraftResult:
     sections: list[SectionReport]
     unfinished_notes: int = 0
     section_number: int | None = None
+    # Sources whose page, image or document is still being read: only their links are in.
+    pending_sources: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class _Snapshot:
     glossary: list[str]  # the writer's spelling of names and terms (/glossary)
     # Outside material (links, images, documents, posts) by note id.
     sources: dict[int, SourceRef] = field(default_factory=dict)
+    pending_sources: int = 0
 
 
 # Bumped when what is cached changes shape: older rows are then never read, and each section
@@ -289,6 +292,7 @@ class DraftService:
                 sections=reports,
                 unfinished_notes=snapshot.unfinished,
                 section_number=section_number,
+                pending_sources=snapshot.pending_sources,
             )
 
     async def _draft_section(
@@ -360,10 +364,8 @@ class DraftService:
                 for part, note in await repo.parts.of_article(article.id)
                 if note.state == NoteState.FILED
             ]
-            outside = {
-                note_id: source_ref(row)
-                for note_id, row in (await repo.sources.of_article(article.id)).items()
-            }
+            source_rows = await repo.sources.of_article(article.id)
+            outside = {note_id: source_ref(row) for note_id, row in source_rows.items()}
             parts_in_note: defaultdict[int, int] = defaultdict(int)
             for _, note in rows:
                 parts_in_note[note.id] += 1
@@ -406,6 +408,7 @@ class DraftService:
                 await repo.notes.unfinished_count(article.id),
                 await repo.vocabulary.glossary(),
                 outside,
+                sum(1 for row in source_rows.values() if row.status == SourceStatus.PENDING),
             )
 
     async def _store(

@@ -355,6 +355,10 @@ def draft_summary(result: DraftResult) -> str:
     if waiting:
         noun = "note is" if waiting == 1 else "notes are"
         lines.append(f"⏳ {waiting} {noun} still being transcribed and not in it yet.")
+    reading = result.pending_sources
+    if reading:
+        noun = "source is" if reading == 1 else "sources are"
+        lines.append(f"⏳ {reading} {noun} still being read: only the link is in it so far.")
     lines += draft_notices(result)
     return "\n".join(lines)
 
