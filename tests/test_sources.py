@@ -89,10 +89,17 @@ async def test_a_message_with_links_is_filed_once_and_read_in_the_background(
     assert second_text == f"URL: {b}", "a page that could not be read keeps its URL"
     assert sorted(pages.fetched) == sorted([a, b]), "each page fetched once"
 
+    notes_service = NotesService(sessions)
+    assert await notes_service.edit_text_note(WRITER, WRITER, 10, "Two good reads") is not None
+    await intake.receive_sources(WRITER, WRITER, 11, [link("https://c.example/")])
+    assert await notes_service.edit_text_note(WRITER, WRITER, 11, "edited away") is None
+    texts = [text for _, text in await rows(sessions)]
+    assert texts[2] == "URL: https://c.example/", "editing the message never overwrites a source"
+
     outline = await OutlineService(sessions).outline(WRITER)
     assert outline is not None
     [section] = outline.sections
-    assert (section.note_count, section.source_count) == (3, 2)
+    assert (section.note_count, section.source_count) == (4, 3)
 
 
 async def test_a_step_that_keeps_crashing_is_set_aside_and_a_deleted_note_is_left_alone(

@@ -106,8 +106,9 @@ class IntakeService:
     ) -> list[int]:
         """File a message's outside material, each source a note of its own, and the
         writer's own words around it (`words`) as a text note; one transaction, each
-        acknowledged through the outbox. A message's first source keeps its id unless its
-        words do; the others get ids above Telegram's, so a redelivery files nothing twice.
+        acknowledged through the outbox. The words keep the message's id (an edit of the
+        message edits them); the k-th source gets id + k * LINK_STRIDE, above Telegram's ids,
+        so an edit never overwrites a source and a redelivery files nothing twice.
         Returns the new source notes' ids (none on a redelivery)."""
         words = words.strip()
         created_ids: list[int] = []
@@ -139,7 +140,7 @@ class IntakeService:
                         await show_note(session, note)
                     started = {}
             for index, source in enumerate(sources):
-                number = index + 1 if words else index
+                number = index + 1
                 text = source_text(
                     source.kind,
                     url=source.url,
