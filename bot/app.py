@@ -21,10 +21,11 @@ from bot.db.session import create_engine, create_reader_factory, create_session_
 from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
+from bot.llm.vision import ImageDescriber
 from bot.llm.writer import LLMDraftWriter
 from bot.notes.archive import ArchiveImporter
 from bot.notes.cards import NOTE, load_note_card
-from bot.notes.intake import IntakeService
+from bot.notes.intake import SOURCE, IntakeService
 from bot.notes.manage import NotesService
 from bot.notes.queue import NoteQueue
 from bot.notes.transcribe import TranscriptionJob
@@ -36,6 +37,10 @@ from bot.services.llm_endpoints import DatabaseEndpointMemory
 from bot.services.outbox import OutboxDelivery
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService
+from bot.sources.cards import load_source_card
+from bot.sources.links import LinkFetcher
+from bot.sources.service import SourcesService
+from bot.sources.worker import SourceWorker
 from bot.telegram.delivery import TelegramMessenger
 from bot.telegram.handlers import BOT_API_DOWNLOAD_LIMIT, COMMANDS, ChatHandlers, on_error
 from bot.telegram.io import TelegramAudioSource, TelegramChat
@@ -212,6 +217,7 @@ class BotRuntime:
     sessions: async_sessionmaker[AsyncSession]
     inbox: Inbox | None = None
     lanes: ChatLanes | None = None
+    sources: SourceWorker | None = None
     _poller: asyncio.Task[None] | None = None
     _webhook: WebhookServer | None = None
 
@@ -242,6 +248,8 @@ class BotRuntime:
         self.lanes.submit(await self.inbox.unhandled(), replayed=True)
         if self.worker is not None:
             self.worker.start()
+        if self.sources is not None:
+            self.sources.start()
         if settings.webhook_url:
             self._webhook = WebhookServer(
                 self.inbox,
@@ -279,6 +287,8 @@ class BotRuntime:
             await _bounded("the inbox", self.inbox.flush(), grace)
         if self.worker is not None:
             await _bounded("transcription", self.worker.stop(), 3 * grace)
+        if self.sources is not None:
+            await _bounded("sources", self.sources.stop(), grace)
         if self.app.running:
             # A /draft in progress is let finish; its requests are bounded by the timeout.
             limit = self.settings.openai_timeout_seconds + grace
@@ -289,6 +299,7 @@ class BotRuntime:
             ("the LLM client", self.writer.close() if self.writer else None),
             ("the routing client", self.router.close() if self.router else None),
             ("publishing", self.publisher.close() if self.publisher else None),
+            ("sources", self.sources.close() if self.sources else None),
         ):
             if closing is not None:
                 await _bounded(name, closing, grace)
@@ -326,7 +337,10 @@ def build_bot(
     outbox = OutboxDelivery(
         sessions,
         TelegramMessenger(chat),
-        {NOTE: functools.partial(load_note_card, configured_languages=expected_languages)},
+        {
+            NOTE: functools.partial(load_note_card, configured_languages=expected_languages),
+            SOURCE: load_source_card,
+        },
         timing,
         readers=readers,
     )
@@ -341,10 +355,12 @@ def build_bot(
         )
     writer = build_writer(settings, sessions)
     publisher = build_publisher(settings, sessions)
+    sources = build_source_worker(settings, sessions, app.bot, on_outbox=outbox.wake)
     intake = IntakeService(
         sessions,
         on_queued=worker.wake if worker is not None else lambda: None,
         on_outbox=outbox.wake,
+        on_source=sources.wake,
     )
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
@@ -356,6 +372,7 @@ def build_bot(
         vocabulary=VocabularyService(sessions, settings.whisper_language),
         archive=ArchiveImporter(sessions, intake),
         publisher=publisher,
+        sources=SourcesService(sessions),
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
@@ -364,7 +381,51 @@ def build_bot(
     app.add_error_handler(on_error)
     app.bot_data["chat"] = chat
     return BotRuntime(
-        settings, timing, engine, app, outbox, queue, worker, writer, router, publisher, sessions
+        settings,
+        timing,
+        engine,
+        app,
+        outbox,
+        queue,
+        worker,
+        writer,
+        router,
+        publisher,
+        sessions,
+        sources=sources,
+    )
+
+
+def build_source_worker(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    *,
+    on_outbox: Callable[[], None],
+) -> SourceWorker:
+    """The background step of links, photos and documents (bot/sources/)."""
+    describer = (
+        ImageDescriber(
+            base_url=settings.openai_base_url or None,
+            api_key=settings.openai_api_key.get_secret_value(),
+            model=settings.vision_model or settings.openai_model,
+            timeout=settings.openai_timeout_seconds,
+        )
+        if settings.llm_configured
+        else None
+    )
+    fetcher = LinkFetcher(
+        timeout=settings.link_fetch_timeout_seconds,
+        max_bytes=settings.link_fetch_max_bytes,
+        allow_private=settings.link_fetch_allow_private,
+    )
+    return SourceWorker(
+        sessions,
+        fetcher=fetcher,
+        files=TelegramAudioSource(bot),
+        describer=describer,
+        files_dir=settings.data_dir / "sources",
+        on_outbox=on_outbox,
     )
 
 

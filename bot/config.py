@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     telegraph_enabled: bool = True
     telegraph_api_url: str = "https://api.telegra.ph"
 
+    # Sources beyond voice (links, photos, documents, forwarded posts; see bot/sources/).
+    # A link's page is fetched within this time, up to this size; a host on a loopback,
+    # private or link-local address is refused unless allowed (a self-hosted wiki, tests).
+    link_fetch_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    link_fetch_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    link_fetch_allow_private: bool = False
+    # The model that describes photos (empty: OPENAI_MODEL); it must accept image input.
+    vision_model: str = ""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_user_ids", mode="before")

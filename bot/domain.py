@@ -31,6 +31,7 @@ class SectionInfo:
     title: str
     note_count: int
     is_active: bool
+    source_count: int = 0  # of those notes, how many are sources (links, images, ...)
 
 
 @dataclass(frozen=True)

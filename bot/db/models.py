@@ -333,6 +333,7 @@ class UsageKind(enum.StrEnum):
     DRAFTING = "drafting"
     CHECKING = "checking"
     ROUTING = "routing"
+    VISION = "vision"  # a photo described (bot/sources/)
 
 
 class UsageEvent(Base):
@@ -483,3 +484,36 @@ class Publication(Base):
     # The commit's hash, or the page's URL.
     reference: Mapped[str] = mapped_column(String(500), default="", server_default="")
     published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NoteSource(Base):
+    """Outside material a note holds: a page, an image, a document or a forwarded post
+    (bot/sources/). Its note is a filed text note whose part is what drafting reads; this row
+    says where the material came from, and whether its fetch, description or text
+    extraction (done in the background) is still pending, done or failed."""
+
+    __tablename__ = "note_sources"
+    __table_args__ = (Index("ix_note_sources_status", "status"), _NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note_id: Mapped[int] = mapped_column(
+        ForeignKey("notes.id", ondelete="CASCADE"), unique=True
+    )
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # link, image, document, post
+    status: Mapped[str] = mapped_column(String(20))  # pending, ready, failed
+    failure: Mapped[str | None] = mapped_column(String(40))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    title: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str | None] = mapped_column(Text)  # main text, description or document text
+    # A forwarded post's origin: "Channel title (@username)", a user's or chat's name.
+    origin: Mapped[str | None] = mapped_column(String(300))
+    origin_url: Mapped[str | None] = mapped_column(String(500))  # https://t.me/name/123
+    file_id: Mapped[str | None] = mapped_column(String(255))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    mime_type: Mapped[str | None] = mapped_column(String(100))
+    caption: Mapped[str | None] = mapped_column(Text)
+    image_path: Mapped[str | None] = mapped_column(String(500))  # kept for figures
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -26,6 +26,7 @@ from bot.db.models import (
     MessageView,
     Note,
     NotePart,
+    NoteSource,
     OutboxMessage,
     Publication,
     Section,
@@ -608,6 +609,7 @@ class Repository:
         self.usage = UsageRepo(session, owner_id)
         self.vocabulary = VocabularyRepo(session, owner_id)
         self.publishing = PublishingRepo(session, owner_id)
+        self.sources = SourceRepo(session, owner_id)
 
 
 class PublishedFiles:
@@ -906,4 +908,62 @@ class OutboxQueries:
             select(MessageView.subject).where(
                 MessageView.chat_id == chat_id, MessageView.message_id == message_id
             )
+        )
+
+
+class SourceRepo(_Scoped):
+    """Outside material the writer's notes hold (bot/sources/)."""
+
+    async def add(self, note_id: int, **values: object) -> NoteSource:
+        row = NoteSource(note_id=note_id, owner_id=self.owner_id, **values)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def of_note(self, note_id: int) -> NoteSource | None:
+        return await self.session.scalar(
+            select(NoteSource).where(
+                NoteSource.owner_id == self.owner_id, NoteSource.note_id == note_id
+            )
+        )
+
+    async def of_article(self, article_id: int) -> dict[int, NoteSource]:
+        """The article's sources by note id."""
+        rows = await self.session.scalars(
+            select(NoteSource)
+            .join(Note, Note.id == NoteSource.note_id)
+            .where(NoteSource.owner_id == self.owner_id, Note.article_id == article_id)
+        )
+        return {row.note_id: row for row in rows}
+
+    async def counts(self, article_id: int) -> dict[int, int]:
+        """How many distinct source notes are filed under each section of the article."""
+        rows = await self.session.execute(
+            select(NotePart.section_id, func.count(func.distinct(NotePart.note_id)))
+            .join(Note, Note.id == NotePart.note_id)
+            .join(NoteSource, NoteSource.note_id == Note.id)
+            .where(Note.owner_id == self.owner_id, Note.article_id == article_id)
+            .group_by(NotePart.section_id)
+        )
+        return {section_id: count for section_id, count in rows}
+
+
+class SourceQueries:
+    """The background step's view of sources: across writers, by design."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def pending(self, limit: int = 20) -> Sequence[NoteSource]:
+        result = await self.session.scalars(
+            select(NoteSource)
+            .where(NoteSource.status == "pending")
+            .order_by(NoteSource.id)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def locked(self, source_id: int) -> NoteSource | None:
+        return await self.session.scalar(
+            select(NoteSource).where(NoteSource.id == source_id).with_for_update()
         )

@@ -9,8 +9,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.drafting.model import Block
+from bot.sources.model import SourceRef
 
-KIND_NAMES = {"voice": "Voice note", "audio": "Audio", "video": "Video note", "text": "Text note"}
+KIND_NAMES = {
+    "voice": "Voice note",
+    "audio": "Audio",
+    "video": "Video note",
+    "text": "Text note",
+    # Outside material (bot/sources/).
+    "link": "Link",
+    "image": "Image",
+    "document": "Document",
+    "post": "Forwarded post",
+}
 EMPTY_SECTION = "_No notes for this section yet._"
 # A section whose notes all spoke about the whole article: their text opens the draft.
 IN_INTRODUCTION = "_This section's notes are about the whole article: see the introduction._"
@@ -31,6 +42,8 @@ class NoteRef:
     created_at: datetime
     kind: str
     text: str
+    # A source's URL or channel, shown above its text.
+    origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,8 @@ class SectionView:
     has_notes: bool
     # Its draft had only passages about the whole article, which now open the draft.
     went_to_introduction: bool = False
+    # Images filed in the section, shown as figures after its text.
+    figures: Sequence[SourceRef] = ()
 
 
 def stamp(moment: datetime) -> str:
@@ -128,11 +143,14 @@ def render_article(
     introduction: Sequence[Block],
     sections: Sequence[SectionView],
     parts: Mapping[int, PartRef],
+    sources: Sequence[SourceRef] = (),
 ) -> str:
-    """The whole draft: title, introduction, a heading per section in order, footnotes."""
+    """The whole draft: title, introduction, a heading per section in order (with its
+    figures), the Sources list of every outside source the notes hold, footnotes."""
     footnotes = _Footnotes(parts)
     lines = [f"# {title}", ""]
     lines += _block_lines(introduction, footnotes)
+    figure = 0
     for section in sections:
         lines += [f"## {section.title}", ""]
         if not section.has_notes:
@@ -143,10 +161,28 @@ def render_article(
             lines += [IN_INTRODUCTION, ""]
         else:
             lines += [model_returned_nothing(section.number), ""]
+        for image in section.figures:
+            if image.image_file:
+                figure += 1
+                caption = _one_line(image.caption) or f"Figure {figure}"
+                lines += [f"![{_alt(caption)}]({image.image_file})", ""]
+                lines += [f"*Figure {figure}: {caption}*", ""]
+    if sources:
+        lines += ["## Sources", ""]
+        lines += [f"{n}. {source.citation()}" for n, source in enumerate(sources, start=1)]
+        lines.append("")
     notes_lines = footnotes.render()
     if notes_lines:
         lines += ["---", "", *notes_lines]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _alt(text: str) -> str:
+    return text.replace("[", "(").replace("]", ")")
 
 
 def render_notes_export(
@@ -160,7 +196,8 @@ def render_notes_export(
             lines += ["_No notes._", ""]
         for note in notes:
             kind = KIND_NAMES.get(note.kind, "Note")
-            lines += [f"**{stamp(note.created_at)}** · {kind}", "", note.text.strip(), ""]
+            origin = f" · {note.origin}" if note.origin else ""
+            lines += [f"**{stamp(note.created_at)}** · {kind}{origin}", "", note.text.strip(), ""]
     if unfinished:
         lines += [f"_{unfinished} more note(s) are still being transcribed._", ""]
     return "\n".join(lines).rstrip() + "\n"

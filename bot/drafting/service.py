@@ -8,7 +8,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +38,8 @@ from bot.notes.lifecycle import NoteState
 from bot.services.outline import require_article
 from bot.services.threads import run_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
+from bot.sources.cards import source_ref
+from bot.sources.model import SourceKind, SourceRef, SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ class DraftResult:
     sections: list[SectionReport]
     unfinished_notes: int = 0
     section_number: int | None = None
+    # Sources whose page, image or document is still being read: only their links are in.
+    pending_sources: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,9 @@ class _Snapshot:
     latest_markdown: str | None
     unfinished: int  # notes still being transcribed, so not in this draft
     glossary: list[str]  # the writer's spelling of names and terms (/glossary)
+    # Outside material (links, images, documents, posts) by note id.
+    sources: dict[int, SourceRef] = field(default_factory=dict)
+    pending_sources: int = 0
 
 
 # Bumped when what is cached changes shape: older rows are then never read, and each section
@@ -251,9 +258,16 @@ class DraftService:
                         blocks,
                         has_notes=bool(section.sources),
                         went_to_introduction=moved and not blocks,
+                        figures=_figures(section, snapshot.sources),
                     )
                 )
-            markdown = render_article(snapshot.title, introduction, views, snapshot.parts)
+            markdown = render_article(
+                snapshot.title,
+                introduction,
+                views,
+                snapshot.parts,
+                _sources_list(sections, snapshot.sources),
+            )
             from_stored = section_number is None and markdown == snapshot.latest_markdown
             await self._store(
                 owner_id,
@@ -278,6 +292,7 @@ class DraftService:
                 sections=reports,
                 unfinished_notes=snapshot.unfinished,
                 section_number=section_number,
+                pending_sources=snapshot.pending_sources,
             )
 
     async def _draft_section(
@@ -325,7 +340,13 @@ class DraftService:
         markdown = render_notes_export(
             snapshot.title,
             [
-                (s.title, [NoteRef(x.label, x.created_at, x.kind, x.text) for x in s.sources])
+                (
+                    s.title,
+                    [
+                        NoteRef(x.label, x.created_at, x.kind, x.text, _origin(x, snapshot))
+                        for x in s.sources
+                    ],
+                )
                 for s in snapshot.sections
             ],
             snapshot.unfinished,
@@ -343,6 +364,8 @@ class DraftService:
                 for part, note in await repo.parts.of_article(article.id)
                 if note.state == NoteState.FILED
             ]
+            source_rows = await repo.sources.of_article(article.id)
+            outside = {note_id: source_ref(row) for note_id, row in source_rows.items()}
             parts_in_note: defaultdict[int, int] = defaultdict(int)
             for _, note in rows:
                 parts_in_note[note.id] += 1
@@ -352,7 +375,8 @@ class DraftService:
             for part, note in rows:
                 seen_in_note[note.id] += 1
                 number, total = seen_in_note[note.id], parts_in_note[note.id]
-                kind = note.kind.value
+                # A source reaches the prompt and the footnotes as what it is.
+                kind = outside[note.id].kind if note.id in outside else note.kind.value
                 parts[part.id] = PartRef(note.created_at, kind, part.text, number, total)
                 sources = by_section[part.section_id]
                 if sources and sources[-1].note_id == note.id:  # two parts of one note here
@@ -383,6 +407,8 @@ class DraftService:
                 latest.markdown if latest else None,
                 await repo.notes.unfinished_count(article.id),
                 await repo.vocabulary.glossary(),
+                outside,
+                sum(1 for row in source_rows.values() if row.status == SourceStatus.PENDING),
             )
 
     async def _store(
@@ -405,6 +431,32 @@ class DraftService:
                 await repo.drafts.add_version(
                     article_id, markdown, regenerated, model, figures.model_dump_json()
                 )
+
+
+def _figures(section: _Section, outside: dict[int, SourceRef]) -> list[SourceRef]:
+    """The section's images that can stand in the draft as figures."""
+    refs = (outside.get(s.note_id) for s in section.sources)
+    return [r for r in refs if r is not None and r.kind == SourceKind.IMAGE and r.image_file]
+
+
+def _sources_list(sections: Sequence[_Section], outside: dict[int, SourceRef]) -> list[SourceRef]:
+    """Every source the drafted sections' notes hold, once, in the order they appear."""
+    listed: dict[int, SourceRef] = {}
+    for section in sections:
+        for source in section.sources:
+            ref = outside.get(source.note_id)
+            if ref is not None and ref.note_id not in listed:
+                listed[ref.note_id] = ref
+    return list(listed.values())
+
+
+def _origin(source: Source, snapshot: _Snapshot) -> str:
+    ref = snapshot.sources.get(source.note_id)
+    if ref is None:
+        return ""
+    if ref.kind == SourceKind.POST:
+        return " ".join(x for x in (ref.origin or "", ref.url or "") if x)
+    return ref.url or ref.title
 
 
 async def _article(repo: Repository, article_id: int | None) -> Article:

@@ -17,7 +17,9 @@ from bot.notes.archive import ArchivedNote
 from bot.notes.cards import show_note
 from bot.notes.filing import file_transcript
 from bot.notes.lifecycle import NoteState
+from bot.services.outbox import post_view
 from bot.services.outline import ensure_active_section
+from bot.sources.model import LINK_STRIDE, NewSource, SourceKind, SourceStatus, source_text
 
 # Telegram allows 1024 characters in a caption; a forwarded one may carry more.
 MAX_CAPTION_CHARS = 4096
@@ -34,12 +36,15 @@ class IntakeService:
         *,
         on_queued: Callable[[], None] = _nothing,
         on_outbox: Callable[[], None] = _nothing,
+        on_source: Callable[[], None] = _nothing,
     ) -> None:
         """`on_queued`: a recording was queued (wakes this process's workers); `on_outbox`:
-        a message for the writer was added (wakes the delivery)."""
+        a message for the writer was added (wakes the delivery); `on_source`: a source
+        waits for its background step (wakes the source worker)."""
         self._sessions = sessions
         self._on_queued = on_queued
         self._on_outbox = on_outbox
+        self._on_source = on_source
 
     async def receive_media(
         self,
@@ -90,6 +95,106 @@ class IntakeService:
             text=text,
         )
         return result
+
+    async def receive_sources(
+        self,
+        owner_id: int,
+        chat_id: int,
+        message_id: int,
+        sources: list[NewSource],
+        words: str = "",
+    ) -> list[int]:
+        """File a message's outside material, each source a note of its own, and the
+        writer's own words around it (`words`) as a text note; one transaction, each
+        acknowledged through the outbox. The words keep the message's id (an edit of the
+        message edits them); the k-th source gets id + k * LINK_STRIDE, above Telegram's ids,
+        so an edit never overwrites a source and a redelivery files nothing twice.
+        Returns the new source notes' ids (none on a redelivery)."""
+        words = words.strip()
+        created_ids: list[int] = []
+        async with self._sessions.begin() as session:
+            repo = Repository(session, owner_id)
+            await repo.users.ensure(chat_id)
+            article, section, created = await ensure_active_section(repo)
+            started: dict[str, str] = {"started_article": article.title} if created else {}
+            if words:
+                note_id, is_new = await repo.notes.insert_once(
+                    {
+                        "kind": NoteKind.TEXT,
+                        "state": NoteState.FILED,
+                        "transcript": words,
+                        "transcribed_at": utcnow(),
+                        "article_id": article.id,
+                        "section_id": section.id,
+                        "chat_id": chat_id,
+                        "message_id": message_id,
+                    }
+                )
+                if is_new:
+                    note = await repo.notes.get(note_id)
+                    assert note is not None
+                    await repo.parts.add(note, section.id, words)
+                    if started:
+                        await show_note(session, note, started_article=article.title)
+                    else:
+                        await show_note(session, note)
+                    started = {}
+            for index, source in enumerate(sources):
+                number = index + 1
+                text = source_text(
+                    source.kind,
+                    url=source.url,
+                    text=source.text,
+                    caption=source.caption,
+                    origin=source.origin,
+                    origin_url=source.origin_url,
+                    file_name=source.file_name,
+                )
+                note_id, is_new = await repo.notes.insert_once(
+                    {
+                        "kind": NoteKind.TEXT,
+                        "state": NoteState.FILED,
+                        "transcript": text,
+                        "caption": source.caption[:MAX_CAPTION_CHARS] or None,
+                        "transcribed_at": utcnow(),
+                        "article_id": article.id,
+                        "section_id": section.id,
+                        "chat_id": chat_id,
+                        "message_id": message_id + number * LINK_STRIDE,
+                    }
+                )
+                if not is_new:
+                    continue
+                note = await repo.notes.get(note_id)
+                assert note is not None
+                await repo.parts.add(note, section.id, text)
+                await repo.sources.add(
+                    note_id,
+                    kind=source.kind.value,
+                    status=(
+                        SourceStatus.PENDING if source.needs_work else SourceStatus.READY
+                    ).value,
+                    url=source.url,
+                    title=_post_title(source) if source.kind is SourceKind.POST else None,
+                    text=source.text or None,
+                    caption=source.caption or None,
+                    origin=source.origin,
+                    origin_url=source.origin_url,
+                    file_id=source.file_id,
+                    file_name=source.file_name,
+                    mime_type=source.mime_type,
+                    fetched_at=None if source.needs_work else utcnow(),
+                )
+                await post_view(
+                    session, chat_id, source_subject(note_id), reply_to=message_id, **started
+                )
+                started = {}
+                created_ids.append(note_id)
+        if created_ids or words:
+            self._on_outbox()
+        if created_ids:
+            self._on_source()
+        return created_ids
 
     async def import_archived(
         self, owner_id: int, chat_id: int, note: ArchivedNote, *, reply_to: int | None = None
@@ -172,3 +277,16 @@ class IntakeService:
             created_default_article=created and is_new,
         ), parts
 
+
+
+SOURCE = "source"
+
+
+def source_subject(note_id: int) -> str:
+    """The outbox subject that shows a source note's acknowledgement."""
+    return f"{SOURCE}:{note_id}"
+
+
+def _post_title(source: NewSource) -> str:
+    first = next((line.strip() for line in source.text.splitlines() if line.strip()), "")
+    return (first[:120] + "…") if len(first) > 120 else first

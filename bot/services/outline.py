@@ -184,13 +184,16 @@ async def _outline(
 ) -> Outline:
     sections = await repo.sections.of_article(article.id)
     counts = await repo.sections.note_counts(article.id)
+    sources = await repo.sources.counts(article.id)
     numbers = {a.id: n for n, a in enumerate(await repo.articles.all(), start=1)}
     return Outline(
         article=ArticleInfo(
             article.id, numbers.get(article.id, 1), article.title, article.is_active
         ),
         sections=[
-            SectionInfo(s.id, n, s.title, counts.get(s.id, 0), s.is_active)
+            SectionInfo(
+                s.id, n, s.title, counts.get(s.id, 0), s.is_active, sources.get(s.id, 0)
+            )
             for n, s in enumerate(sections, start=1)
         ],
         kept_for_notes=kept_for_notes or [],

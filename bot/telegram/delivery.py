@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from bot.domain import NoteCard, Notice
+from bot.domain import FiledPart, NoteCard, Notice
 from bot.notes.cards import RemovedNote
 from bot.render import split_html
 from bot.services.outbox import TryLater, Undeliverable
+from bot.sources.model import SourceCard
 from bot.telegram import keyboards, texts
 from bot.telegram.io import ChatGone, TelegramChat, seconds
 
@@ -26,6 +27,11 @@ def render_view(view: object) -> tuple[str, InlineKeyboardMarkup | None]:
         return texts.note_card(view), keyboards.note_card(view)
     if isinstance(view, RemovedNote):
         return texts.NOTE_REMOVED, None
+    if isinstance(view, SourceCard):
+        if view.part_id is None:
+            return texts.source_card(view), None
+        part = FiledPart(view.part_id, view.section_number, view.section_title, "")
+        return texts.source_card(view), keyboards.filed_parts([part])
     raise TypeError(f"no rendering for {type(view).__name__}")
 
 

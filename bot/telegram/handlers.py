@@ -10,6 +10,10 @@ from telegram import (
     BotCommand,
     InlineKeyboardMarkup,
     Message,
+    MessageOriginChannel,
+    MessageOriginChat,
+    MessageOriginHiddenUser,
+    MessageOriginUser,
     Update,
 )
 from telegram.constants import ChatType
@@ -36,6 +40,10 @@ from bot.publish.service import PublishService, Target
 from bot.render import escape, markdown_to_messages
 from bot.services.outline import OutlineService
 from bot.services.usage import UsageService
+from bot.sources.documents import is_pdf, is_text_document
+from bot.sources.links import find_urls, words_around
+from bot.sources.model import NewSource, SourceKind
+from bot.sources.service import SourcesService
 from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
@@ -80,6 +88,7 @@ class ChatHandlers:
     vocabulary: VocabularyService
     archive: ArchiveImporter
     publisher: PublishService
+    sources: SourcesService
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
@@ -125,6 +134,9 @@ class ChatHandlers:
         recordings = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.VIDEO
         app.add_handler(
             MessageHandler(recordings & filters.UpdateType.MESSAGE, self.receive_recording)
+        )
+        app.add_handler(
+            MessageHandler(filters.PHOTO & filters.UpdateType.MESSAGE, self.receive_photo)
         )
         app.add_handler(
             MessageHandler(filters.Document.ALL & filters.UpdateType.MESSAGE, self.unsupported)
@@ -420,6 +432,12 @@ class ChatHandlers:
         elif not argument or argument in ("md", "markdown"):
             filename, markdown = await self.drafts.latest_draft(user_id)
             caption = texts.DRAFT_EXPORT_CAPTION
+            # A draft with figures goes with its images, in one .zip.
+            bundle = await self.sources.bundle(user_id, filename, markdown)
+            if bundle is not None:
+                name, content = bundle
+                await self.chat.send_document(chat_id, name, content, texts.DRAFT_BUNDLE_CAPTION)
+                return
         else:
             await self._reply(update, texts.EXPORT_USAGE)
             return
@@ -475,11 +493,59 @@ class ChatHandlers:
         )
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A typed note: filed under the active section straight away."""
+        """A typed note: filed under the active section straight away. A forwarded post is
+        a source; each link is a source (its page read in the background) apart from the
+        writer's words around it."""
         message = _message(update)
         user_id, chat_id = _ids(update)
+        text = message.text or ""
+        origin = _origin(message)
+        if origin is not None:
+            source = NewSource(SourceKind.POST, text=text, origin=origin[0], origin_url=origin[1])
+            await self.intake.receive_sources(user_id, chat_id, message.message_id, [source])
+            return
+        urls = find_urls(text)
+        if urls:
+            links = [NewSource(SourceKind.LINK, url=url) for url in urls]
+            await self.intake.receive_sources(
+                user_id, chat_id, message.message_id, links, words_around(text, urls)
+            )
+            return
         # Filed with its reply, which the outbox delivers (and retries).
-        await self.intake.receive_text(user_id, chat_id, message.message_id, message.text or "")
+        await self.intake.receive_text(user_id, chat_id, message.message_id, text)
+
+    async def receive_photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A photo: filed as a source with its caption; described in the background."""
+        message = _message(update)
+        sizes = sorted(message.photo, key=lambda p: p.width * p.height)
+        limit = self.download_limit
+        fitting = [p for p in sizes if not limit or not p.file_size or p.file_size <= limit]
+        if not fitting:
+            await self._reply(update, texts.file_too_big(sizes[-1].file_size or 0, limit or 0))
+            return
+        await self._receive_file(update, SourceKind.IMAGE, fitting[-1].file_id, "image/jpeg")
+
+    async def _receive_file(
+        self,
+        update: Update,
+        kind: SourceKind,
+        file_id: str,
+        mime_type: str | None,
+        file_name: str | None = None,
+    ) -> None:
+        message = _message(update)
+        origin = _origin(message)
+        source = NewSource(
+            kind,
+            caption=message.caption or "",
+            origin=origin[0] if origin else None,
+            origin_url=origin[1] if origin else None,
+            file_id=file_id,
+            file_name=file_name,
+            mime_type=mime_type,
+        )
+        user_id, chat_id = _ids(update)
+        await self.intake.receive_sources(user_id, chat_id, message.message_id, [source])
 
     async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Files the bot cannot transcribe; audio sent as a document is accepted."""
@@ -492,6 +558,16 @@ class ChatHandlers:
         if document is not None and name.lower().endswith((".txt", ".md")):
             await self.import_transcript(update, context)
             return
+        if document is not None:
+            mime = (document.mime_type or "").lower()
+            if mime.startswith("image/") or is_pdf(name, mime) or is_text_document(name, mime):
+                limit = self.download_limit
+                if limit and document.file_size and document.file_size > limit:
+                    await self._reply(update, texts.file_too_big(document.file_size, limit))
+                    return
+                kind = SourceKind.IMAGE if mime.startswith("image/") else SourceKind.DOCUMENT
+                await self._receive_file(update, kind, document.file_id, mime or None, name)
+                return
         await self._reply(update, texts.UNSUPPORTED_FILE)
 
     async def import_transcript(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -572,6 +648,30 @@ def _media(message: Message) -> IncomingMedia | None:
         d = message.document
         return IncomingMedia(NoteKind.AUDIO, d.file_id, d.file_unique_id, None, d.file_size)
     return None
+
+
+def _origin(message: Message) -> tuple[str, str | None] | None:
+    """Where a forwarded message came from, and the post's public link when it has one."""
+    origin = message.forward_origin
+    if origin is None:
+        return None
+    if isinstance(origin, MessageOriginChannel):
+        chat = origin.chat
+        username = chat.username
+        name = chat.title or (f"@{username}" if username else "a channel")
+        if username and chat.title:
+            name = f"{chat.title} (@{username})"
+        link = f"https://t.me/{username}/{origin.message_id}" if username else None
+        return name, link
+    if isinstance(origin, MessageOriginChat):
+        chat = origin.sender_chat
+        title = chat.title or "a chat"
+        return (f"{title} (@{chat.username})" if chat.username else title), None
+    if isinstance(origin, MessageOriginUser):
+        return origin.sender_user.full_name, None
+    if isinstance(origin, MessageOriginHiddenUser):
+        return origin.sender_user_name, None
+    return "a forwarded message", None
 
 
 def _secs(duration: object) -> int | None:

@@ -21,6 +21,7 @@ from bot.publish.git import GitFailure
 from bot.publish.service import GitResult, PublishReport, TelegraphResult
 from bot.render import escape, shorten
 from bot.services.usage import UsageSummary
+from bot.sources.model import SourceCard, SourceFailure, SourceKind, SourceStatus
 
 HELP = """\
 I turn your voice notes into an article draft.
@@ -31,6 +32,8 @@ I turn your voice notes into an article draft.
 3. Pick a section with /section <i>n</i> (or the buttons under /sections) and talk: \
 voice notes, audio and video files, round video notes and text messages go to that section, \
 or to the sections whose titles you say aloud.
+   Links, photos, PDFs and other documents, and posts you forward are filed there too, as \
+sources: material the draft cites and lists under “Sources”, apart from your own words.
 4. /draft turns your notes into a structured draft (in English unless set otherwise).
 
 <b>Commands</b>
@@ -40,7 +43,8 @@ or to the sections whose titles you say aloud.
 /section <i>n</i> – make section n active
 /articles – your articles; /use <i>n</i> switches to article n
 /draft – draft the whole article; /draft <i>n</i> – only section n
-/export – the latest draft as a markdown file; /export html or /export docx – as a web page \
+/export – the latest draft as a markdown file (a .zip with its images when it has figures); \
+/export html or /export docx – as a web page \
 or a Word file; /export notes – all transcripts
 /publish – the latest draft to your git repository and/or a Telegraph page; \
 /publish git or /publish telegraph – to one of them
@@ -64,7 +68,8 @@ USE_USAGE = "Which article? Send its number, e.g. <code>/use 2</code> (see /arti
 NO_ARTICLE = "You have no article yet. Start one with /new <i>title</i>, or just send a note."
 UNSUPPORTED_FILE = (
     "I can only file voice notes, audio and video files, round video notes, text messages, "
-    "and transcripts as .txt or .md files. That wasn't stored."
+    "links, photos, PDFs and text documents, and transcripts as .txt or .md files. "
+    "That wasn't stored."
 )
 IMPORT_TOO_BIG = "That transcript file is over 1 MB; split it into smaller files."
 IMPORT_NOT_UTF8 = "I couldn't read that file as text (it should be UTF-8)."
@@ -78,6 +83,8 @@ def outline(outline: Outline, heading: str | None = None) -> str:
     for section in outline.sections:
         marker = "▶️" if section.is_active else "▫️"
         count = _notes(section.note_count)
+        if section.source_count:
+            count += f" ({_sources(section.source_count)})"
         lines.append(f"{marker} {section.number}. {escape(section.title)} — {count}")
     if outline.kept_for_notes:
         kept = ", ".join(f"“{escape(t)}”" for t in outline.kept_for_notes)
@@ -364,6 +371,10 @@ def draft_summary(result: DraftResult) -> str:
     if waiting:
         noun = "note is" if waiting == 1 else "notes are"
         lines.append(f"⏳ {waiting} {noun} still being transcribed and not in it yet.")
+    reading = result.pending_sources
+    if reading:
+        noun = "source is" if reading == 1 else "sources are"
+        lines.append(f"⏳ {reading} {noun} still being read: only the link is in it so far.")
     lines += draft_notices(result)
     return "\n".join(lines)
 
@@ -667,3 +678,96 @@ def _fit(html: str) -> str:
         return html
     cut = html.rfind("\n", 0, limit)
     return html[: cut if cut > 0 else limit] + "\n…"
+
+
+# sources ---------------------------------------------------------------------------------
+SOURCE_FAILURES = {
+    SourceFailure.PRIVATE_ADDRESS: "it is on a private or local network address, which I "
+    "don't fetch (LINK_FETCH_ALLOW_PRIVATE=true allows it)",
+    SourceFailure.UNREACHABLE: "the site could not be reached",
+    SourceFailure.TIMED_OUT: "the page took too long to load",
+    SourceFailure.TOO_LARGE: "the page is too large",
+    SourceFailure.NOT_A_PAGE: "it is not a web page or plain text",
+    SourceFailure.HTTP_ERROR: "the site answered with an error",
+    SourceFailure.TOO_MANY_REDIRECTS: "it redirects too many times",
+    SourceFailure.NO_TEXT: "I found no readable text on it",
+    SourceFailure.NO_VISION: "the LLM endpoint doesn't accept images (set VISION_MODEL to a "
+    "model that does)",
+    SourceFailure.VISION_DOWN: "the LLM endpoint did not answer",
+    SourceFailure.NO_LLM: "no LLM endpoint is configured to describe images",
+    SourceFailure.DOWNLOAD_FAILED: "Telegram would not hand the file over",
+    SourceFailure.UNREADABLE: "I found no text in it (a scan, or a damaged or locked file)",
+    SourceFailure.GAVE_UP: "reading it failed several times",
+}
+SOURCE_ICONS = {
+    SourceKind.LINK: "🔗",
+    SourceKind.IMAGE: "🖼",
+    SourceKind.DOCUMENT: "📄",
+    SourceKind.POST: "📣",
+}
+
+
+def _sources(count: int) -> str:
+    return f"{count} source" if count == 1 else f"{count} sources"
+
+
+def source_card(card: SourceCard) -> str:
+    """A source note's acknowledgement: what it is, where it was filed, what was read."""
+    where = f"<b>{card.section_number}. {escape(card.section_title)}</b>"
+    started = (
+        f"(You had no article, so I started “{escape(card.started_article)}”. "
+        "Give it sections with /outline.)\n"
+        if card.started_article
+        else ""
+    )
+    icon = SOURCE_ICONS[card.kind]
+    reason = escape(SOURCE_FAILURES[card.failure]) if card.failure else ""
+    caption = f"\n\n<i>{escape(card.caption)}</i>" if card.caption else ""
+    if card.kind is SourceKind.LINK:
+        url = escape(card.url or "")
+        if card.status is SourceStatus.PENDING:
+            return f"{started}{icon} Got the link; reading the page for {where}…\n{url}"
+        if card.status is SourceStatus.FAILED:
+            return (
+                f"{started}⚠️ I couldn't read {url}: {reason}. "
+                f"The link is kept as a source under {where}."
+            )
+        title = escape(card.title or card.url or "")
+        return f"{started}{icon} Filed as a source under {where}: <b>{title}</b>\n{url}"
+    if card.kind is SourceKind.IMAGE:
+        if card.status is SourceStatus.PENDING:
+            return f"{started}{icon} Got the image; describing it for {where}…{caption}"
+        if card.status is SourceStatus.FAILED:
+            kept = "with its caption" if card.caption else "without a description"
+            return (
+                f"{started}⚠️ I couldn't describe the image: {reason}. "
+                f"It is kept {kept} as a source under {where}.{caption}"
+            )
+        return (
+            f"{started}{icon} Filed the image as a source under {where}.{caption}\n\n"
+            f"{escape(card.description)}"
+        )
+    if card.kind is SourceKind.DOCUMENT:
+        name = f"<b>{escape(card.file_name or 'document')}</b>"
+        if card.status is SourceStatus.PENDING:
+            return f"{started}{icon} Got {name}; reading its text for {where}…"
+        if card.status is SourceStatus.FAILED:
+            return (
+                f"{started}⚠️ I couldn't read {name}: {reason}. "
+                f"It is kept as a source under {where}."
+            )
+        opening = f"\n\n{escape(card.description)}" if card.description else ""
+        return f"{started}{icon} Filed {name} as a source under {where}.{opening}"
+    origin = escape(card.origin or "a hidden sender")
+    link = f"\n{escape(card.origin_url)}" if card.origin_url else ""
+    return f"{started}{icon} Filed the post from {origin} as a source under {where}.{link}"
+
+
+def file_too_big(size_bytes: int, limit_bytes: int) -> str:
+    return (
+        f"That file is {size_bytes / 1_048_576:.1f} MB, and Telegram lets bots download "
+        f"at most {limit_bytes // 1_048_576} MB. Please send a smaller one."
+    )
+
+
+DRAFT_BUNDLE_CAPTION = "The latest draft with its images (.md and images/ in a .zip)."

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.fakes.openai_server import Call
 
-NOTE = re.compile(r'<note id="(N\d+)" time="[^"]*" kind="\w+">\n(.*?)\n</note>', re.DOTALL)
+NOTE = re.compile(r'<note id="(N\d+)" time="[^"]*" kind="\w+"[^>]*>\n(.*?)\n</note>', re.DOTALL)
 
 
 @dataclass

@@ -141,6 +141,22 @@ class Call:
         return "\n".join(parts)
 
     @property
+    def images(self) -> list[str]:
+        """The image URLs (data: URLs included) of the request's image_url content parts."""
+        found: list[str] = []
+        for msg in self.messages:
+            content = msg.get("content")
+            if not isinstance(content, list):
+                continue
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    image = part.get("image_url")
+                    url = image.get("url") if isinstance(image, dict) else None
+                    if isinstance(url, str):
+                        found.append(url)
+        return found
+
+    @property
     def schema_name(self) -> str | None:
         """`response_format.json_schema.name` when the request asks for a JSON schema."""
         schema = self._json_schema_spec
@@ -400,6 +416,8 @@ class FakeOpenAI:
         self.reject_temperature = False
         # Like OpenAI's reasoning models: `max_tokens` refused, `max_completion_tokens` wanted.
         self.reject_max_tokens = False
+        # A text-only model: any image content is refused with a 400, as such servers do.
+        self.reject_images = False
         # Some OpenAI-compatible servers send no `usage` with their answers.
         self.report_usage = True
         # What /audio/transcriptions answers: the text, and per-segment silence scores.
@@ -543,6 +561,7 @@ class FakeOpenAI:
         self.stream_delay = 0.0
         self.stream_chunk_chars = 40
         self.reject_max_tokens = False
+        self.reject_images = False
 
     def set_responder(self, responder: Responder) -> None:
         """Set the fallback responder (used when no on_schema() responder matches)."""
@@ -761,6 +780,16 @@ class FakeOpenAI:
                     "invalid_request_error",
                     "unsupported_parameter",
                     "max_tokens",
+                ),
+            )
+        if self.reject_images and call.images:
+            return self._json(
+                400,
+                _error_body(
+                    "Invalid content type. image_url is only supported by certain models.",
+                    "invalid_request_error",
+                    "invalid_value",
+                    "messages",
                 ),
             )
         if max_tokens is not None and call.approx_tokens > max_tokens:

@@ -532,9 +532,13 @@ class FakeTelegram:
         chat_id: int | None = None,
         first_name: str = "Writer",
         reply_to_message_id: int | None = None,
+        forward_origin: JSONDict | None = None,
     ) -> JSONDict:
-        """Enqueue a text message from a user (bot_command entity added for "/cmd" texts)."""
+        """Enqueue a text message from a user (bot_command entity added for "/cmd" texts);
+        `forward_origin` (see `channel_origin`) makes it a forwarded message."""
         content: JSONDict = {"text": text}
+        if forward_origin is not None:
+            content["forward_origin"] = forward_origin
         entities = self._command_entities(text)
         if entities:
             content["entities"] = entities
@@ -621,6 +625,47 @@ class FakeTelegram:
             note = self._file_obj(file_id, file_size, duration=duration, length=length)
             msg = self._incoming_message(user_id, chat_id, first_name, {"video_note": note})
             return self._enqueue_locked({"message": msg})
+
+    def send_photo(
+        self,
+        user_id: int,
+        file_id: str,
+        *,
+        width: int = 800,
+        height: int = 600,
+        file_size: int | None = None,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        forward_origin: JSONDict | None = None,
+        first_name: str = "Writer",
+    ) -> JSONDict:
+        """Enqueue a photo message: a small thumbnail and the full size (`file_id`), as
+        Telegram sends photos (a list of PhotoSize, smallest first)."""
+        with self._lock:
+            full = self._file_obj(file_id, file_size, width=width, height=height)
+            thumb = self._file_obj(f"{file_id}-thumb", 1200, width=90, height=68)
+            content: JSONDict = {"photo": [thumb, full]}
+            if caption is not None:
+                content["caption"] = caption
+            if forward_origin is not None:
+                content["forward_origin"] = forward_origin
+            msg = self._incoming_message(user_id, chat_id, first_name, content)
+            return self._enqueue_locked({"message": msg})
+
+    @staticmethod
+    def channel_origin(
+        title: str, username: str | None, message_id: int, chat_id: int = -1001234567890
+    ) -> JSONDict:
+        """A forward_origin of type "channel", as Telegram describes a forwarded post."""
+        chat: JSONDict = {"id": chat_id, "type": "channel", "title": title}
+        if username is not None:
+            chat["username"] = username
+        return {
+            "type": "channel",
+            "date": int(time.time()) - 3600,
+            "chat": chat,
+            "message_id": message_id,
+        }
 
     def send_document(
         self,

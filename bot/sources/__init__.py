@@ -1,0 +1,1 @@
+"""Outside material: links, photos, documents and forwarded posts (issue 15)."""

@@ -1,0 +1,123 @@
+"""Sources as services, on both databases: intake of a message's links and words, the
+background step with in-process fakes (pages, files), crashes, deletion while pending."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import Note, NotePart, NoteSource
+from bot.notes.intake import IntakeService
+from bot.notes.manage import NotesService
+from bot.services.outline import OutlineService
+from bot.sources.links import FetchError, FetchFailure, Page
+from bot.sources.model import NewSource, SourceKind
+from bot.sources.worker import MAX_ATTEMPTS, SourceWorker
+
+WRITER = 1001
+
+
+class Pages:
+    """Answers every URL with a page of its own; `fail` and `crash` name URLs that fail."""
+
+    def __init__(self) -> None:
+        self.fetched: list[str] = []
+        self.fail: dict[str, FetchFailure] = {}
+        self.crash: set[str] = set()
+
+    async def fetch(self, url: str) -> Page:
+        self.fetched.append(url)
+        if url in self.crash:
+            raise RuntimeError("a bug nobody foresaw")
+        if url in self.fail:
+            raise FetchError(self.fail[url])
+        return Page(url, f"Title of {url}", f"Main text of {url}.")
+
+    async def close(self) -> None:
+        pass
+
+
+class NoFiles:
+    async def download(self, file_id: str, destination: Path) -> None:
+        raise AssertionError("no file is downloaded for links")
+
+
+def worker(
+    sessions: async_sessionmaker[AsyncSession], pages: Pages, tmp_path: Path
+) -> SourceWorker:
+    return SourceWorker(
+        sessions, fetcher=pages, files=NoFiles(), describer=None, files_dir=tmp_path
+    )
+
+
+async def rows(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[NoteSource, str]]:
+    async with sessions() as session:
+        result = await session.execute(
+            select(NoteSource, NotePart.text)
+            .join(NotePart, NotePart.note_id == NoteSource.note_id)
+            .order_by(NoteSource.id)
+        )
+        return [(s, t) for s, t in result]
+
+
+def link(url: str) -> NewSource:
+    return NewSource(SourceKind.LINK, url=url)
+
+
+async def test_a_message_with_links_is_filed_once_and_read_in_the_background(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    intake = IntakeService(sessions)
+    a, b = "https://a.example/one", "https://b.example/two"
+    created = await intake.receive_sources(WRITER, WRITER, 10, [link(a), link(b)], "Two reads")
+    assert len(created) == 2
+    again = await intake.receive_sources(WRITER, WRITER, 10, [link(a), link(b)], "Two reads")
+    assert again == [], "a redelivered message files nothing twice"
+    async with sessions() as session:
+        notes = list(await session.scalars(select(Note).order_by(Note.id)))
+    assert [n.transcript for n in notes] == ["Two reads", f"URL: {a}", f"URL: {b}"]
+
+    pages = Pages()
+    pages.fail[b] = FetchFailure.TIMED_OUT
+    await worker(sessions, pages, tmp_path).drain()
+    [(first, first_text), (second, second_text)] = await rows(sessions)
+    assert (first.status, first.title) == ("ready", f"Title of {a}")
+    assert first_text == f"Page: Title of {a}\nURL: {a}\n\nMain text of {a}."
+    assert (second.status, second.failure) == ("failed", "timed_out")
+    assert second_text == f"URL: {b}", "a page that could not be read keeps its URL"
+    assert sorted(pages.fetched) == sorted([a, b]), "each page fetched once"
+
+    notes_service = NotesService(sessions)
+    assert await notes_service.edit_text_note(WRITER, WRITER, 10, "Two good reads") is not None
+    await intake.receive_sources(WRITER, WRITER, 11, [link("https://c.example/")])
+    assert await notes_service.edit_text_note(WRITER, WRITER, 11, "edited away") is None
+    texts = [text for _, text in await rows(sessions)]
+    assert texts[2] == "URL: https://c.example/", "editing the message never overwrites a source"
+
+    outline = await OutlineService(sessions).outline(WRITER)
+    assert outline is not None
+    [section] = outline.sections
+    assert (section.note_count, section.source_count) == (4, 3)
+
+
+async def test_a_step_that_keeps_crashing_is_set_aside_and_a_deleted_note_is_left_alone(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    intake = IntakeService(sessions)
+    broken, gone = "https://broken.example/", "https://gone.example/"
+    await intake.receive_sources(WRITER, WRITER, 20, [link(broken)])
+    pages = Pages()
+    pages.crash.add(broken)
+    await worker(sessions, pages, tmp_path).drain()
+    [(source, text)] = await rows(sessions)
+    assert (source.status, source.failure) == ("failed", "gave_up")
+    assert pages.fetched == [broken] * MAX_ATTEMPTS
+    assert text == f"URL: {broken}"
+
+    await intake.receive_sources(WRITER, WRITER, 21, [link(gone)])
+    await NotesService(sessions).undo_last(WRITER)  # deleted before its page was read
+    await worker(sessions, pages, tmp_path).drain()
+    assert gone not in pages.fetched
+    assert len(await rows(sessions)) == 1
