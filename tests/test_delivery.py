@@ -105,3 +105,36 @@ async def test_a_stored_note_whose_reply_failed_is_never_asked_for_again(
     texts = bot.sent_texts(WRITER)
     assert not [t for t in texts if "try again" in t.lower() or "went wrong" in t.lower()]
     assert len(await notes_in_db(tmp_path)) == 1
+
+
+async def test_a_card_delivered_twice_with_the_same_content_is_edited_once(
+    telegram: FakeTelegram,
+) -> None:
+    """A subject's rows can be delivered one after another with the same card (the note was
+    filed between reading one row and loading the card): the second edit is never sent, as
+    Telegram would refuse it ("message is not modified") and count it against the chat."""
+    from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+
+    from bot.telegram.io import TelegramChat
+
+    buttons = InlineKeyboardMarkup([[InlineKeyboardButton("↪️ Move", callback_data="mv:1")]])
+    async with Bot(
+        telegram.token, base_url=telegram.base_url, base_file_url=telegram.file_base_url
+    ) as bot:
+        chat = TelegramChat(bot)
+        sent = await chat.send_one(WRITER, "🎙 Got it. Transcribing…")
+        assert await chat.edit_one(WRITER, sent.message_id, "✅ Filed under 1.", markup=buttons)
+        assert await chat.edit_one(WRITER, sent.message_id, "✅ Filed under 1.", markup=buttons)
+        assert len(telegram.calls("editMessageText")) == 1
+        # Other buttons are other content; and whatever edited the message last counts.
+        assert await chat.edit_one(WRITER, sent.message_id, "✅ Filed under 1.")
+        await chat.edit(WRITER, sent.message_id, "Move it to which section?")
+        assert await chat.edit_one(WRITER, sent.message_id, "✅ Filed under 1.", markup=buttons)
+    edits = [c.params["text"] for c in telegram.calls("editMessageText")]
+    assert edits == [
+        "✅ Filed under 1.",
+        "✅ Filed under 1.",
+        "Move it to which section?",
+        "✅ Filed under 1.",
+    ]
+    assert telegram.sent_texts(WRITER) == ["✅ Filed under 1."]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,11 +29,17 @@ log = logging.getLogger(__name__)
 
 BOT_UPLOAD_LIMIT = 50 * 1024 * 1024 - 64 * 1024  # minus room for the multipart envelope
 MAX_FLOOD_WAITS = 3
+# Messages whose last shown content is remembered (an edit to the same content is skipped).
+REMEMBERED_MESSAGES = 4096
 MAX_FLOOD_WAIT_S = 60.0
 
 
 def seconds(value: int | dtm.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def _content(html: str, markup: InlineKeyboardMarkup | None) -> tuple[str, str | None]:
+    return html, markup.to_json() if markup is not None else None
 
 
 def _is_parse_error(exc: BadRequest) -> bool:
@@ -50,6 +57,18 @@ class TelegramChat:
         """`flood_waits`: how often a direct reply waits out flood control before it gives up."""
         self.bot = bot
         self._flood_waits = flood_waits
+        # (chat, message) -> what it shows, as this process last sent or edited it. The same
+        # note card can be delivered twice in a row with the same content (its state changed
+        # between reading an outbox row and loading the card); Telegram refuses such an edit
+        # ("message is not modified") and it spends the chat's edit budget, so it is skipped.
+        # Lost at a restart: then one edit too many, at worst.
+        self._showing: OrderedDict[tuple[int, int], tuple[str, str | None]] = OrderedDict()
+
+    def _remember(self, chat_id: int, message_id: int, content: tuple[str, str | None]) -> None:
+        self._showing[(chat_id, message_id)] = content
+        self._showing.move_to_end((chat_id, message_id))
+        while len(self._showing) > REMEMBERED_MESSAGES:
+            self._showing.popitem(last=False)
 
     async def _call(
         self, factory: Callable[[], Awaitable[Message | bool]], *, wait_floods: bool = True
@@ -132,6 +151,7 @@ class TelegramChat:
                 lambda: send(html_to_plain(html), None), wait_floods=wait_floods
             )
         assert isinstance(result, Message)
+        self._remember(chat_id, result.message_id, _content(html, markup))
         return result
 
     async def edit_one(
@@ -146,6 +166,10 @@ class TelegramChat:
         """Edit one message to show HTML (within the limit). False when the message cannot be
         edited any more (deleted, too old): the caller sends it anew. Raises ChatGone, and
         TelegramError for what the caller must decide."""
+
+        content = _content(html, markup)
+        if self._showing.get((chat_id, message_id)) == content:
+            return True
 
         async def edit(text: str, parse_mode: str | None) -> Message | bool:
             return await self.bot.edit_message_text(
@@ -167,11 +191,13 @@ class TelegramChat:
         except BadRequest as exc:
             text = exc.message.lower()
             if "message is not modified" in text:
+                self._remember(chat_id, message_id, content)
                 return True
             if "message to edit not found" in text or "can't be edited" in text:
                 log.info("Could not edit message %s: %s", message_id, exc.message)
                 return False
             raise
+        self._remember(chat_id, message_id, content)
         return True
 
     async def edit(
