@@ -39,6 +39,7 @@ from bot.db.models import (
     WriterPreferences,
     utcnow,
 )
+from bot.db.revisions import RevisionRepo
 from bot.notes.lifecycle import UNFINISHED, NoteState
 
 
@@ -608,6 +609,7 @@ class Repository:
         self.usage = UsageRepo(session, owner_id)
         self.vocabulary = VocabularyRepo(session, owner_id)
         self.publishing = PublishingRepo(session, owner_id)
+        self.revisions = RevisionRepo(session, owner_id)
 
 
 class PublishedFiles:

@@ -54,6 +54,18 @@ class SectionView:
     has_notes: bool
     # Its draft had only passages about the whole article, which now open the draft.
     went_to_introduction: bool = False
+    # Positions (in `blocks`) of TODOs the writer ticked with /done.
+    done: frozenset[int] = frozenset()
+    section_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a rendered draft: the title and introduction, one section (its id), or
+    the footnotes. The chat shows each section in messages of its own."""
+
+    section_id: int | None
+    markdown: str
 
 
 def stamp(moment: datetime) -> str:
@@ -110,12 +122,16 @@ class _Footnotes:
         return lines
 
 
-def _block_lines(blocks: Sequence[Block], footnotes: _Footnotes) -> list[str]:
+def _block_lines(
+    blocks: Sequence[Block], footnotes: _Footnotes, done: frozenset[int] = frozenset()
+) -> list[str]:
     lines: list[str] = []
-    for block in blocks:
+    for position, block in enumerate(blocks):
         refs = "".join(footnotes.ref(c.part_id, c.quote) for c in block.citations)
         text = " ".join(block.text.split()) if block.kind == "todo" else block.text.strip()
-        if block.kind == "todo":
+        if block.kind == "todo" and position in done:
+            lines.append(f"**Done:** {text}{refs}")
+        elif block.kind == "todo":
             lines.append(f"**TODO:** {text}{refs}")
         else:
             lines.append(f"{text}{refs}")
@@ -130,23 +146,37 @@ def render_article(
     parts: Mapping[int, PartRef],
 ) -> str:
     """The whole draft: title, introduction, a heading per section in order, footnotes."""
+    return "\n".join(p.markdown for p in render_pieces(title, introduction, sections, parts))
+
+
+def render_pieces(
+    title: str | None,
+    introduction: Sequence[Block],
+    sections: Sequence[SectionView],
+    parts: Mapping[int, PartRef],
+) -> list[Piece]:
+    """The draft in pieces (joined with a newline they are the whole draft); no title line
+    when `title` is None (one section shown on its own)."""
     footnotes = _Footnotes(parts)
-    lines = [f"# {title}", ""]
-    lines += _block_lines(introduction, footnotes)
+    pieces: list[Piece] = []
+    if title is not None:
+        head = [f"# {title}", "", *_block_lines(introduction, footnotes)]
+        pieces.append(Piece(None, "\n".join(head).rstrip() + "\n"))
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines = [f"## {section.title}", ""]
         if not section.has_notes:
             lines += [EMPTY_SECTION, ""]
         elif section.blocks:
-            lines += _block_lines(section.blocks, footnotes)
+            lines += _block_lines(section.blocks, footnotes, section.done)
         elif section.went_to_introduction:
             lines += [IN_INTRODUCTION, ""]
         else:
             lines += [model_returned_nothing(section.number), ""]
+        pieces.append(Piece(section.section_id, "\n".join(lines).rstrip() + "\n"))
     notes_lines = footnotes.render()
     if notes_lines:
-        lines += ["---", "", *notes_lines]
-    return "\n".join(lines).rstrip() + "\n"
+        pieces.append(Piece(None, "\n".join(["---", "", *notes_lines]).rstrip() + "\n"))
+    return pieces
 
 
 def render_notes_export(
