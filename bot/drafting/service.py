@@ -285,9 +285,7 @@ class DraftService:
             # are applied to it again, in order; otherwise its current version stands.
             current = current_of(snapshot.versions)
             planned: list[NewVersion] = []
-            final: dict[int, tuple[Block, ...]] = {
-                sid: v.blocks for sid, v in current.items()
-            }
+            final: dict[int, tuple[Block, ...]] = {sid: v.blocks for sid, v in current.items()}
             reapplied = 0
             for section in sections:
                 stored_or_none = drafted.get(section.id)
@@ -367,6 +365,14 @@ class DraftService:
                 article_id=snapshot.article_id,
                 revisions_reapplied=reapplied,
             )
+
+    @property
+    def can_revise(self) -> bool:
+        return self._reviser is not None
+
+    @property
+    def model(self) -> str:
+        return self._reviser.model if self._reviser is not None else ""
 
     async def revise_blocks(
         self,

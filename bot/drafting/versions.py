@@ -169,7 +169,5 @@ def ticked_positions(
     blocks: Sequence[Block], section_id: int, ticks: Sequence[Tick]
 ) -> frozenset[int]:
     return frozenset(
-        n
-        for n, b in enumerate(blocks)
-        if b.kind == "todo" and is_ticked(section_id, b.text, ticks)
+        n for n, b in enumerate(blocks) if b.kind == "todo" and is_ticked(section_id, b.text, ticks)
     )
