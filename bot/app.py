@@ -18,6 +18,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
 from bot.db.session import create_engine, create_reader_factory, create_session_factory
+from bot.drafting.revisions import RevisionService
 from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
@@ -204,6 +205,8 @@ class BotRuntime:
         self.outbox.start()
         await self.app.start()
         self.lanes.submit(await self.inbox.unhandled(), replayed=True)
+        # Spoken instructions transcribed before a restart (or by separate workers).
+        self.app.bot_data["handlers"].wake_spoken()
         if self.worker is not None:
             self.worker.start()
         if settings.webhook_url:
@@ -294,7 +297,12 @@ def build_bot(
         timing,
         readers=readers,
     )
-    queue = NoteQueue(sessions, timing, on_outbox=outbox.wake)
+    queue = NoteQueue(
+        sessions,
+        timing,
+        on_outbox=outbox.wake,
+        on_instruction=lambda: handlers.wake_spoken(),
+    )
     worker: TranscriptionWorker | None = None
     router: LLMRouter | None = None
     if not settings.separate_workers:
@@ -310,11 +318,12 @@ def build_bot(
         on_queued=worker.wake if worker is not None else lambda: None,
         on_outbox=outbox.wake,
     )
+    drafts = DraftService(sessions, writer, check=settings.draft_check, reviser=writer)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
         intake=intake,
         queue=queue,
-        drafts=DraftService(sessions, writer, check=settings.draft_check),
+        drafts=drafts,
         notes=NotesService(sessions, on_outbox=outbox.wake),
         usage=UsageService(sessions),
         vocabulary=VocabularyService(sessions, settings.whisper_language),
@@ -323,8 +332,10 @@ def build_bot(
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
+        revisions=RevisionService(sessions, drafts),
     )
     handlers.register(app)
+    app.bot_data["handlers"] = handlers
     app.add_error_handler(on_error)
     app.bot_data["chat"] = chat
     return BotRuntime(

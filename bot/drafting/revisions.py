@@ -368,13 +368,17 @@ class RevisionService:
     async def _current(
         self, owner_id: int, *, section_number: int | None, section_id: int | None
     ) -> tuple[_Snapshot, _Section, VersionInfo]:
-        snapshot = await self._drafts.snapshot(owner_id)
+        article_id: int | None = None
+        if section_id is not None:  # a reply may be to a section of another article
+            async with self._sessions.begin() as session:
+                found_row = await Repository(session, owner_id).sections.get(section_id)
+                article_id = found_row.article_id if found_row is not None else None
+        snapshot = await self._drafts.snapshot(owner_id, article_id)
         if section_id is not None:
             found = snapshot.section(section_id)
             if found is None:
                 raise UserError(
-                    "That section is not in your active article (any more): /sections shows "
-                    "the outline."
+                    "That section is not in the outline any more: /sections shows the outline."
                 )
             section = found
         else:
