@@ -410,13 +410,14 @@ class RevisionService:
             number = sum(1 for v in snapshot.versions if v.section_id == section.id) + 1
             # The section alone, with its footnotes (the title line stays out).
             alone = assemble(snapshot, blocks, [section], whole=False)[1:]
+            shown = Piece(section.id, "\n".join(p.markdown for p in alone))
             return Revised(
                 SectionRef(section.id, section.number, section.title),
                 row.id,
                 number,
                 new.cause,
                 new.change or "",
-                tuple(alone),
+                (shown,),
                 snapshot.article_id,
             )
 
