@@ -281,7 +281,7 @@ async def test_status_says_what_is_thin(bot: FakeTelegram) -> None:
     assert "no notes yet" in status
     await draft(bot)
     status = await say(bot, "/status", "where each section stands")
-    assert "3. Snacks — 2 notes, 15 word(s), drafted, 1 version(s), 1 open TODO(s)" in status
+    assert "3. Snacks — 2 notes, 14 word(s), drafted, 1 version(s), 1 open TODO(s)" in status
     assert "notes but no draft" not in status
     await say(bot, "Anna bakes the best scones in town.", "Filed under")
     status = await say(bot, "/status", "where each section stands")
