@@ -170,7 +170,11 @@ async def test_typed_reply_revises_the_section_then_undo_and_keep(
     history = await say(bot, "/history 3", "Versions")
     assert "(undone)" in history and "3.3" in history and "undone back" in history
     bot.send_callback(WRITER, undo, message_id=revised.message_id)
-    await bot.wait_for(lambda: any("already undone" in c.params.get("text", "") for c in bot.calls("answerCallbackQuery")))
+    await bot.wait_for(
+        lambda: any(
+            "already undone" in c.params.get("text", "") for c in bot.calls("answerCallbackQuery")
+        )
+    )
 
     # A reply to the restored section revises it again; Keep takes the buttons away.
     restored = section_message(bot, "Snacks")
@@ -178,7 +182,11 @@ async def test_typed_reply_revises_the_section_then_undo_and_keep(
     assert "Look up" not in again.text.split("[^")[0], "shorter: only the first block"
     keep = next(b for b in buttons(again) if b.startswith("rvkeep:"))
     bot.send_callback(WRITER, keep, message_id=again.message_id)
-    await bot.wait_for(lambda: not buttons(bot.sent_messages(WRITER)[[m.message_id for m in bot.sent_messages(WRITER)].index(again.message_id)]))
+    def kept() -> bool:
+        shown = next(m for m in bot.sent_messages(WRITER) if m.message_id == again.message_id)
+        return not buttons(shown)
+
+    await bot.wait_for(kept)  # Keep takes the buttons away
     assert "Look up" not in (await export(bot)).split("## Snacks")[1].split("---")[0]
 
 
