@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -180,6 +180,7 @@ class BotRuntime:
     lanes: ChatLanes | None = None
     _poller: asyncio.Task[None] | None = None
     _webhook: WebhookServer | None = None
+    _spoken: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start in the order that loses nothing: the outbox and the workers first, then the
@@ -205,8 +206,14 @@ class BotRuntime:
         self.outbox.start()
         await self.app.start()
         self.lanes.submit(await self.inbox.unhandled(), replayed=True)
-        # Spoken instructions transcribed before a restart (or by separate workers).
-        self.app.bot_data["handlers"].wake_spoken()
+        # Spoken instructions transcribed before a restart; separate workers cannot wake
+        # this process, so it looks for theirs as often as workers look for notes.
+        handlers: ChatHandlers = self.app.bot_data["handlers"]
+        handlers.wake_spoken()
+        if settings.separate_workers:
+            self._spoken = asyncio.create_task(
+                _every(self.timing.worker_poll_s, handlers.wake_spoken), name="spoken-poll"
+            )
         if self.worker is not None:
             self.worker.start()
         if settings.webhook_url:
@@ -235,6 +242,9 @@ class BotRuntime:
         work back to the queue, deliver what is due, close everything. Each step is bounded:
         a stop never hangs on one of them (what is left undone is redone after the start)."""
         grace = self.timing.stop_grace_s
+        if self._spoken is not None:
+            self._spoken.cancel()
+            await _bounded("spoken instructions", _settled(self._spoken), grace)
         if self._poller is not None:
             self._poller.cancel()
             await _bounded("polling", _settled(self._poller), grace)
@@ -351,6 +361,12 @@ async def _bounded(what: str, step: Awaitable[object], seconds: float) -> None:
         log.warning("Stopping %s took over %.0f s; going on without it", what, seconds)
     except Exception:
         log.warning("Stopping %s failed", what, exc_info=True)
+
+
+async def _every(seconds: float, call: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        call()
 
 
 async def _settled(task: asyncio.Task[None]) -> None:

@@ -200,6 +200,14 @@ async def test_a_reply_to_another_message_is_a_note_as_before(bot: FakeTelegram)
     )
     notes = await say(bot, "/sections", "Snacks")
     assert "3. Snacks — 3 notes" in notes
+    # A section without notes has no text to revise: a reply to it is a note too.
+    empty = section_message(bot, "Meeting times")
+    assert "No notes for this section yet" in empty.text
+    before = len(bot.sent_messages(WRITER))
+    bot.send_text(WRITER, "We meet on Thursdays.", reply_to_message_id=empty.message_id)
+    await bot.wait_for(
+        lambda: any("Filed under" in m.text for m in bot.sent_messages(WRITER)[before:])
+    )
 
 
 async def test_revise_command_and_an_instruction_the_notes_do_not_support(
@@ -309,7 +317,7 @@ async def test_a_spoken_reply_is_an_instruction_never_a_note(
         file_size=len(audio),
         reply_to_message_id=snacks.message_id,
     )
-    card = await bot.wait_for_text(WRITER, "An instruction for")
+    card = await bot.wait_for_text(WRITER, "Your instruction for")
     assert "3. Snacks" in card.text
     revised_header = await bot.wait_for_text(WRITER, "✏️ Revised")
     assert "🎙" in revised_header.text and "book club" in revised_header.text.lower()

@@ -561,7 +561,8 @@ def assemble(
                 has_notes=bool(section.sources),
                 went_to_introduction=moved and not blocks,
                 done=ticked_positions(blocks, section.id, snapshot.ticks),
-                section_id=section.id,
+                # Only a section with text to revise is remembered as shown.
+                section_id=section.id if blocks else None,
             )
         )
     return render_pieces(snapshot.title, introduction, views, snapshot.parts)

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from telegram import (
     BotCommand,
@@ -96,7 +94,6 @@ class ChatHandlers:
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
     revisions: RevisionService | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._refused_at: dict[int, float] = {}
@@ -104,6 +101,7 @@ class ChatHandlers:
         self._spoken_task: asyncio.Task[None] | None = None
 
     def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        self._app = app
         app.add_handler(TypeHandler(Update, self.check_access), group=-1)
         commands = {
             "start": self.start,
@@ -522,8 +520,9 @@ class ChatHandlers:
         section_id = await self._replied_section(message, user_id, chat_id)
         if section_id is not None and (message.text or "").strip():
             # A reply to a section of the draft revises it; the LLM is not waited for here.
-            self._spawn(
-                self._revise(user_id, chat_id, message.message_id, message.text or "", section_id)
+            context.application.create_task(
+                self._revise(user_id, chat_id, message.message_id, message.text or "", section_id),
+                update=update,
             )
             return
         # Filed with its reply, which the outbox delivers (and retries).
@@ -699,7 +698,8 @@ class ChatHandlers:
             return
         self._spoken_due = True
         if self._spoken_task is None or self._spoken_task.done():
-            self._spoken_task = asyncio.get_running_loop().create_task(
+            # The application's task: a stop lets it finish (bounded by the LLM timeout).
+            self._spoken_task = self._app.create_task(
                 self._spoken_loop(), name="spoken-instructions"
             )
 
@@ -760,11 +760,6 @@ class ChatHandlers:
                 await self.chat.bot.edit_message_reply_markup(
                     chat_id, message.message_id, reply_markup=None
                 )
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # helpers ---------------------------------------------------------------------------
     async def _reply(

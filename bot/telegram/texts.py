@@ -793,7 +793,7 @@ def instruction_card(card: NoteCard) -> str:
     number, title = card.instruction_for
     where = f"<b>{number}. {escape(title)}</b>"
     if card.state == NoteState.FILED:
-        return f"🎙 An instruction for {where}: “{escape(card.transcript)}”. Revising…"
+        return f"🎙 Your instruction for {where}: “{escape(card.transcript)}”"
     if card.state == NoteState.FAILED:
         reason = FAILURES[card.failure] if card.failure else FAILURES[FailureCode.UNREADABLE]
         return f"⚠️ {escape(reason)}"
