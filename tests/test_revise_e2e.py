@@ -261,6 +261,7 @@ async def test_a_redraft_after_a_new_note_applies_the_kept_revisions_again(
 
     summary = await draft(bot)
     assert "1 of 2 sections with notes redrafted" in summary
+    assert "✏️ Applied your revision again to the redrafted sections" in summary
     assert model.instructions == ["open with the lemon cake"], "kept, not undone, in order"
     exported = await export(bot)
     snacks = exported.split("## Snacks")[1]

@@ -372,6 +372,13 @@ def draft_summary(result: DraftResult) -> str:
     if waiting:
         noun = "note is" if waiting == 1 else "notes are"
         lines.append(f"⏳ {waiting} {noun} still being transcribed and not in it yet.")
+    if result.revisions_reapplied:
+        count = result.revisions_reapplied
+        yours = "your revision" if count == 1 else f"your {count} revisions"
+        lines.append(
+            f"✏️ Applied {yours} again to the redrafted sections, in order (/history shows "
+            "them)."
+        )
     lines += draft_notices(result)
     return "\n".join(lines)
 
