@@ -132,13 +132,17 @@ class RevisionService:
                 article_id, chat_id, shown
             )
 
-    async def section_of_message(self, owner_id: int, chat_id: int, message_id: int) -> int | None:
-        """The id of the section a message shows, if the message shows one."""
+    async def section_of_message(
+        self, owner_id: int, chat_id: int, message_id: int
+    ) -> SectionRef | None:
+        """The section a message shows, if the message shows one."""
         async with self._sessions.begin() as session:
-            section = await Repository(session, owner_id).revisions.section_of_message(
-                chat_id, message_id
-            )
-            return section.id if section is not None else None
+            repo = Repository(session, owner_id)
+            section = await repo.revisions.section_of_message(chat_id, message_id)
+            if section is None:
+                return None
+            ids = [s.id for s in await repo.sections.of_article(section.article_id)]
+            return SectionRef(section.id, ids.index(section.id) + 1, section.title)
 
     # revising -------------------------------------------------------------------------------
     async def revise(
@@ -235,14 +239,17 @@ class RevisionService:
                     return owner_id, note_id
         return None
 
-    async def revise_spoken(self, owner_id: int, note_id: int) -> Revised | FailedInstruction:
-        """Revise the section a voice note replied to, by what the writer said."""
+    async def revise_spoken(
+        self, owner_id: int, note_id: int
+    ) -> Revised | FailedInstruction | None:
+        """Revise the section a voice note replied to, by what the writer said (None: the
+        note was deleted meanwhile)."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             instruction = await repo.revisions.instruction(note_id)
             note = await session.get(Note, note_id)
             if instruction is None or note is None:
-                raise UserError(NO_SUCH_VERSION)
+                return None
             said = "\n".join(t for t in (note.caption, note.transcript) if t)
             chat_id, reply_to, section_id = note.chat_id, note.message_id, instruction.section_id
         try:

@@ -29,7 +29,7 @@ from telegram.ext import (
 
 from bot.domain import IncomingMedia, NoteKind, UserError
 from bot.drafting.markdown import Piece
-from bot.drafting.revisions import FailedInstruction, Revised, RevisionService
+from bot.drafting.revisions import FailedInstruction, Revised, RevisionService, SectionRef
 from bot.drafting.service import DraftService
 from bot.notes.archive import ArchiveImporter
 from bot.notes.intake import IntakeService
@@ -502,7 +502,7 @@ class ChatHandlers:
             return
         user_id, chat_id = _ids(update)
         # A voice note replying to a section of the draft is an instruction for it.
-        section_id = await self._replied_section(message, user_id, chat_id)
+        section = await self._replied_section(message, user_id, chat_id)
         # Stored with its acknowledgement, which the outbox delivers (and retries).
         await self.intake.receive_media(
             user_id,
@@ -510,18 +510,25 @@ class ChatHandlers:
             message.message_id,
             media,
             message.caption or "",
-            instruction_for=section_id,
+            instruction_for=section.id if section is not None else None,
         )
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A typed note: filed under the active section straight away."""
         message = _message(update)
         user_id, chat_id = _ids(update)
-        section_id = await self._replied_section(message, user_id, chat_id)
-        if section_id is not None and (message.text or "").strip():
+        section = await self._replied_section(message, user_id, chat_id)
+        if section is not None and (message.text or "").strip():
             # A reply to a section of the draft revises it; the LLM is not waited for here.
             context.application.create_task(
-                self._revise(user_id, chat_id, message.message_id, message.text or "", section_id),
+                self._revise(
+                    user_id,
+                    chat_id,
+                    message.message_id,
+                    message.text or "",
+                    section.number,
+                    section_id=section.id,
+                ),
                 update=update,
             )
             return
@@ -577,7 +584,7 @@ class ChatHandlers:
         user_id, chat_id = _ids(update)
         message = _message(update)
         await self._revise(
-            user_id, chat_id, message.message_id, instruction, number=int(number.lstrip("#"))
+            user_id, chat_id, message.message_id, instruction, int(number.lstrip("#"))
         )
 
     async def _revise(
@@ -586,18 +593,19 @@ class ChatHandlers:
         chat_id: int,
         reply_to: int,
         instruction: str,
-        section_id: int | None = None,
+        number: int,
         *,
-        number: int | None = None,
+        section_id: int | None = None,
     ) -> None:
+        """Revise section `number` (or the section `section_id`, which a reply named)."""
         assert self.revisions is not None
-        shown_number = number
-        if shown_number is None:
-            shown_number = await self._section_number(user_id, section_id)
-        status = await self.chat.send(chat_id, texts.revising(shown_number), reply_to=reply_to)
+        status = await self.chat.send(chat_id, texts.revising(number), reply_to=reply_to)
         try:
             result = await self.revisions.revise(
-                user_id, instruction, section_number=number, section_id=section_id
+                user_id,
+                instruction,
+                section_number=None if section_id is not None else number,
+                section_id=section_id,
             )
         except UserError as exc:
             await self._status(chat_id, status, texts.revision_failed(exc.message))
@@ -608,14 +616,6 @@ class ChatHandlers:
             return
         await self._status(chat_id, status, texts.revised(result))
         await self._show_section(user_id, chat_id, result)
-
-    async def _section_number(self, user_id: int, section_id: int | None) -> int:
-        outline = await self.outline.outline(user_id)
-        if outline is not None:
-            for section in outline.sections:
-                if section.id == section_id:
-                    return section.number
-        return 0
 
     async def _show_section(self, user_id: int, chat_id: int, result: Revised) -> None:
         """The section's new text, remembered as showing it; a revision has its buttons."""
@@ -717,6 +717,8 @@ class ChatHandlers:
         while (claimed := await self.revisions.next_spoken()) is not None:
             owner_id, note_id = claimed
             outcome = await self.revisions.revise_spoken(owner_id, note_id)
+            if outcome is None:
+                continue
             if isinstance(outcome, FailedInstruction):
                 text = (
                     texts.revision_failed(outcome.message)
@@ -730,7 +732,9 @@ class ChatHandlers:
             )
             await self._show_section(owner_id, outcome.chat_id, outcome)
 
-    async def _replied_section(self, message: Message, user_id: int, chat_id: int) -> int | None:
+    async def _replied_section(
+        self, message: Message, user_id: int, chat_id: int
+    ) -> SectionRef | None:
         replied = message.reply_to_message
         if replied is None or self.revisions is None:
             return None
