@@ -147,6 +147,8 @@ async def test_typed_reply_revises_the_section_then_undo_and_keep(
 
     revised = await revise_by_reply(bot, snacks, "open with the lemon cake")
     assert model.instructions == ["open with the lemon cake"]
+    sent = [c.params.get("text", "") for c in bot.calls("sendMessage")]
+    assert "✏️ Revising section 3…" in sent, "the status names the section replied to"
     assert revised.text.startswith("<b>Snacks</b>")
     assert "Revised by “open with the lemon cake”" in revised.text
     assert any(b.startswith("rvundo:") for b in buttons(revised))
@@ -256,20 +258,27 @@ async def test_a_redraft_after_a_new_note_applies_the_kept_revisions_again(
         message_id=undone.message_id,
     )
     await bot.wait_for_text(WRITER, "↩️ Undone")
+    await revise_by_reply(bot, section_message(bot, "Snacks"), "end with the napkins")
     await say(bot, "Anna bakes the best scones in town.", "Filed under")
     model.instructions.clear()
 
     summary = await draft(bot)
     assert "1 of 2 sections with notes redrafted" in summary
-    assert "✏️ Applied your revision again to the redrafted sections" in summary
-    assert model.instructions == ["open with the lemon cake"], "kept, not undone, in order"
+    assert "✏️ Applied your 2 revisions again to the redrafted sections" in summary
+    assert model.instructions == [
+        "open with the lemon cake",
+        "end with the napkins",
+    ], "the revisions not undone, in the order given"
     exported = await export(bot)
     snacks = exported.split("## Snacks")[1]
-    assert "Revised by “open with the lemon cake”" in snacks
+    assert snacks.index("Revised by “end with the napkins”") < snacks.index(
+        "Revised by “open with the lemon cake”"
+    ), "each applied to the text the one before left"
     assert "Anna bakes the best scones" in snacks, "the new note is drafted"
     assert "mention the tea" not in snacks
     history = await say(bot, "/history 3", "Versions")
-    assert "3.5" in history and "3.6" in history and history.rstrip().endswith("← current")
+    assert "3.8" in history and history.rstrip().endswith("← current")
+    assert "3.9" not in history
 
 
 async def test_todo_and_done_stay_ticked_in_later_drafts(bot: FakeTelegram) -> None:
