@@ -159,6 +159,10 @@ async def test_typed_reply_revises_the_section_then_undo_and_keep(
     assert "Revised by “open with the lemon cake”" in exported
     assert exported.count("## ") == 3 and "## Reading list" in exported
     assert "[^" in exported.split("## Snacks")[1], "the revised section keeps its footnotes"
+    before = len(bot.sent_documents(WRITER))
+    bot.send_text(WRITER, "/export html")
+    await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) > before)
+    assert "open with the lemon cake" in documents(bot)[-1][1], "html: the current version too"
 
     history = await say(bot, "/history 3", "Versions")
     assert "3.1" in history and "drafted" in history

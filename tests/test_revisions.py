@@ -154,3 +154,16 @@ async def test_a_spoken_instruction_is_claimed_once(
         (1, 1, True, 2, None),
         (2, 0, False, 0, "no_notes"),
     ]
+
+
+async def test_only_the_current_revision_can_be_undone(
+    sessions: async_sessionmaker[AsyncSession], service: tuple[RevisionService, FakeReviser, int]
+) -> None:
+    revisions, reviser, part = service
+    reviser.answers.append(revision(part, "First: a show of hands every month."))
+    reviser.answers.append(revision(part, "Second: a show of hands every month."))
+    first = await revisions.revise(WRITER, "one", section_number=1)
+    await revisions.revise(WRITER, "two", section_number=1)
+    with pytest.raises(UserError, match="not the section's current text"):
+        await revisions.undo(WRITER, first.version_id)
+    assert "Second: a show of hands" in await latest_markdown(sessions)
