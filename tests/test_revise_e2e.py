@@ -316,6 +316,14 @@ async def test_status_says_what_is_thin(bot: FakeTelegram) -> None:
     await say(bot, "Anna bakes the best scones in town.", "Filed under")
     status = await say(bot, "/status", "where each section stands")
     assert "3. Snacks — 3 notes" in status and "older than its notes" in status
+    bot.send_text(WRITER, "/revise 3 open with the lemon cake")
+    await bot.wait_for_text(WRITER, "✏️ Revised")
+    status = await say(bot, "/status", "where each section stands")
+    assert "older than its notes" in status, "a revision is no redraft of the new notes"
+    await draft(bot)
+    status = await say(bot, "/status", "where each section stands")
+    assert "thin: the draft is older" not in status
+    assert "3. Snacks — 3 notes, 21 word(s), drafted, 4 version(s)" in status
 
 
 async def test_a_spoken_reply_is_an_instruction_never_a_note(

@@ -171,8 +171,10 @@ class RevisionService:
                 section.id,
                 CAUSE_REVISION,
                 revised,
+                # Made from the same draft: a draft older than its notes stays so (/status)
+                # until /draft redrafts it and applies this revision again.
                 current.draft_key,
-                notes_key(section.sources),
+                current.notes_key,
                 instruction=instruction,
                 change=change,
             )
