@@ -8,11 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import AUDIO, StartBot
+from bot.db.session import create_engine, create_session_factory
+from bot.notes.queue import NoteQueue
+from tests.conftest import AUDIO, FAST, StartBot, eventually
 from tests.fakes.drafting_model import NOTE, DraftingModel
 from tests.fakes.openai_server import Call, FakeOpenAI
 from tests.fakes.telegram_server import BotMessage, FakeTelegram
@@ -349,3 +352,41 @@ async def test_a_spoken_reply_is_an_instruction_never_a_note(
     notes = await say(bot, "/sections", "Snacks")
     assert "3. Snacks — 2 notes" in notes, "the instruction was not filed as a note"
     assert "Filed under" not in card.text
+
+
+async def test_with_separate_workers_the_bot_revises_what_a_worker_transcribed(
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    start_bot: StartBot,
+    model: RevisingModel,
+    tmp_path: Path,
+) -> None:
+    """A `python -m bot worker` cannot wake the bot: the bot looks for transcribed spoken
+    instructions itself. The worker here is the queue of another process, claiming and
+    filing the voice note."""
+    async with start_bot(
+        openai_base_url=llm.base_url,
+        openai_api_key=llm.api_key,
+        openai_model="fake-model",
+        openai_timeout_seconds=5,
+        separate_workers=True,
+    ):
+        await say(telegram, "/new Book club", "Book club")
+        await say(telegram, "Everyone brings something small to share.", "Filed under")
+        await draft(telegram)
+        shown = section_message(telegram, "Notes")
+        telegram.send_voice(
+            WRITER, "voice-1", duration=2, file_size=1000, reply_to_message_id=shown.message_id
+        )
+        await telegram.wait_for_text(WRITER, "Got it: an instruction for")
+
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}")
+        try:
+            worker = NoteQueue(create_session_factory(engine), FAST)
+            claim = await eventually(lambda: worker.claim("worker:elsewhere:1"))
+            assert await worker.file(claim, "open with the snacks", language="en", audio_seconds=2)
+        finally:
+            await engine.dispose()
+        header = await telegram.wait_for_text(WRITER, "✏️ Revised")
+        assert "open with the snacks" in header.text
+        assert model.instructions == ["open with the snacks"]
