@@ -167,3 +167,16 @@ async def test_only_the_current_revision_can_be_undone(
     with pytest.raises(UserError, match="not the section's current text"):
         await revisions.undo(WRITER, first.version_id)
     assert "Second: a show of hands" in await latest_markdown(sessions)
+
+
+async def test_an_empty_answer_never_replaces_the_section(
+    sessions: async_sessionmaker[AsyncSession], service: tuple[RevisionService, FakeReviser, int]
+) -> None:
+    revisions, reviser, _ = service
+    before = await latest_markdown(sessions)
+    reviser.answers.append(Revision(blocks=[], change="Removed everything."))
+    with pytest.raises(UserError, match="returned no text"):
+        await revisions.revise(WRITER, "delete it all", section_number=1)
+    async with sessions() as session:
+        assert len((await session.scalars(select(SectionVersion))).all()) == 1
+    assert await latest_markdown(sessions) == before

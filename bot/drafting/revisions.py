@@ -45,6 +45,7 @@ NOT_CURRENT = (
 )
 ALREADY_UNDONE = "That revision was already undone."
 NO_SUCH_VERSION = "That version does not exist (any more)."
+EMPTY_ANSWER = "The model returned no text for this section, so I kept the current one."
 EMPTY_INSTRUCTION = "Tell me what to change, for example: /revise 2 make it shorter."
 
 
@@ -166,7 +167,8 @@ class RevisionService:
             revised, change = await self._drafts.revise_blocks(
                 snapshot, section, current.blocks, instruction
             )
-            assert revised is not None  # can_revise
+            if revised is None:
+                raise UserError(EMPTY_ANSWER)
             new = NewVersion(
                 section.id,
                 CAUSE_REVISION,

@@ -383,7 +383,7 @@ class DraftService:
     ) -> tuple[tuple[Block, ...] | None, str]:
         """The section's non-introduction blocks revised by `instruction`, citations
         verified against its notes; the introduction blocks stay as they are. (None, "")
-        when there is no reviser."""
+        when there is no reviser, or the model returned no text for the section."""
         if self._reviser is None:
             return None, ""
         opening = [b for b in blocks if b.kind == "introduction"]
@@ -395,6 +395,8 @@ class DraftService:
         checked = await run_in_daemon_thread(
             verify_revision, body, revision.blocks, index, instruction
         )
+        if not checked:  # an empty answer never replaces the section's text
+            return None, ""
         return (*opening, *checked), revision.change
 
     async def _draft_section(
