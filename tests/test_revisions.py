@@ -17,6 +17,7 @@ from bot.domain import UserError
 from bot.drafting.model import Block, Citation, Revision, Source
 from bot.drafting.revisions import RevisionService
 from bot.drafting.service import DraftService
+from bot.drafting.versions import Tick, is_ticked
 from bot.llm.client import LLMError
 from bot.notes.intake import IntakeService
 from bot.services.outline import OutlineService
@@ -180,3 +181,13 @@ async def test_an_empty_answer_never_replaces_the_section(
     async with sessions() as session:
         assert len((await session.scalars(select(SectionVersion))).all()) == 1
     assert await latest_markdown(sessions) == before
+
+
+def test_a_ticked_todo_is_found_again_reworded_but_not_with_other_numbers() -> None:
+    ticked = [Tick(7, "Find a recipe for lemon cake.")]
+    assert is_ticked(7, "Find a good recipe for the lemon cake.", ticked)
+    assert not is_ticked(8, "Find a recipe for lemon cake.", ticked), "another section's"
+    assert not is_ticked(7, "Ask Anna about the scones.", ticked)
+    figures = [Tick(7, "Check the 2019 figures.")]
+    assert is_ticked(7, "Check the 2019 figures", figures)
+    assert not is_ticked(7, "Check the 2020 figures.", figures)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -157,9 +158,13 @@ def verify_revision(
 
 
 def is_ticked(section_id: int, text: str, ticks: Sequence[Tick]) -> bool:
+    """Whether a TODO of the section is one the writer ticked: worded alike (a redraft may
+    reword it a little), and with the same numbers ("the 2019 figures" is not "2020")."""
     key = normalise(text)
+    numbers = re.findall(r"\d+", key)
     return any(
         t.section_id == section_id
+        and re.findall(r"\d+", normalise(t.text)) == numbers
         and fuzz.token_sort_ratio(key, normalise(t.text), score_cutoff=TODO_MATCH_SCORE) > 0
         for t in ticks
     )
