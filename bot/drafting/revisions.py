@@ -19,9 +19,9 @@ from bot.drafting.markdown import Piece
 from bot.drafting.model import Block
 from bot.drafting.service import (
     NO_LLM,
+    ArticleSnapshot,
     DraftService,
-    _Section,
-    _Snapshot,
+    SnapshotSection,
     assemble,
 )
 from bot.drafting.versions import (
@@ -378,7 +378,7 @@ class RevisionService:
     # helpers ------------------------------------------------------------------------------
     async def _current(
         self, owner_id: int, *, section_number: int | None, section_id: int | None
-    ) -> tuple[_Snapshot, _Section, VersionInfo]:
+    ) -> tuple[ArticleSnapshot, SnapshotSection, VersionInfo]:
         article_id: int | None = None
         if section_id is not None:  # a reply may be to a section of another article
             async with self._sessions.begin() as session:
@@ -403,8 +403,8 @@ class RevisionService:
     async def _store(
         self,
         owner_id: int,
-        snapshot: _Snapshot,
-        section: _Section,
+        snapshot: ArticleSnapshot,
+        section: SnapshotSection,
         new: NewVersion,
         *,
         undone: list[int] | None = None,
@@ -433,7 +433,7 @@ class RevisionService:
             )
 
     async def _store_article(
-        self, repo: Repository, snapshot: _Snapshot, blocks: dict[int, tuple[Block, ...]]
+        self, repo: Repository, snapshot: ArticleSnapshot, blocks: dict[int, tuple[Block, ...]]
     ) -> None:
         """Store the article as it now stands, for /export and /publish."""
         pieces = assemble(snapshot, blocks, snapshot.sections, whole=True)
@@ -444,7 +444,7 @@ class RevisionService:
             )
 
 
-def _section_by_number(snapshot: _Snapshot, number: int) -> _Section:
+def _section_by_number(snapshot: ArticleSnapshot, number: int) -> SnapshotSection:
     sections = snapshot.sections
     if not 1 <= number <= len(sections):
         raise UserError(f"There is no section {number}: pick 1 to {len(sections)}.")

@@ -139,7 +139,7 @@ class DraftResult:
 
 
 @dataclass(frozen=True)
-class _Section:
+class SnapshotSection:
     id: int
     number: int
     title: str
@@ -147,10 +147,10 @@ class _Section:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class ArticleSnapshot:
     article_id: int
     title: str
-    sections: list[_Section]
+    sections: list[SnapshotSection]
     parts: dict[int, PartRef]  # every filed part, for footnotes
     cached: dict[str, str]  # cache key -> stored JSON
     latest_markdown: str | None
@@ -159,7 +159,7 @@ class _Snapshot:
     versions: list[VersionInfo]  # every section version, oldest first
     ticks: list[Tick]  # TODOs the writer ticked (/done)
 
-    def section(self, section_id: int) -> _Section | None:
+    def section(self, section_id: int) -> SnapshotSection | None:
         return next((s for s in self.sections if s.id == section_id), None)
 
 
@@ -376,8 +376,8 @@ class DraftService:
 
     async def revise_blocks(
         self,
-        snapshot: _Snapshot,
-        section: _Section,
+        snapshot: ArticleSnapshot,
+        section: SnapshotSection,
         blocks: Sequence[Block],
         instruction: str,
     ) -> tuple[tuple[Block, ...] | None, str]:
@@ -404,7 +404,7 @@ class DraftService:
         writer: DraftWriter,
         title: str,
         outline: list[str],
-        section: _Section,
+        section: SnapshotSection,
         glossary: Sequence[str],
     ) -> SectionDraft:
         written = await writer.draft_section(
@@ -453,7 +453,7 @@ class DraftService:
 
     async def snapshot(
         self, owner_id: int, article_id: int | None = None, *, with_cache: bool = True
-    ) -> _Snapshot:
+    ) -> ArticleSnapshot:
         """The article as drafting sees it: sections with their notes, cache, versions."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
@@ -489,7 +489,7 @@ class DraftService:
                         )
                     )
             sections = [
-                _Section(s.id, n, s.title, by_section.get(s.id, []))
+                SnapshotSection(s.id, n, s.title, by_section.get(s.id, []))
                 for n, s in enumerate(await repo.sections.of_article(article.id), start=1)
             ]
             cached = await repo.drafts.cached_all(article.id) if with_cache else {}
@@ -498,7 +498,7 @@ class DraftService:
                 version_info(v) for v in await repo.revisions.versions_of_article(article.id)
             ]
             ticks = [Tick(t.section_id, t.text) for t in await repo.revisions.ticks(article.id)]
-            return _Snapshot(
+            return ArticleSnapshot(
                 article.id,
                 article.title,
                 sections,
@@ -537,9 +537,9 @@ class DraftService:
 
 
 def assemble(
-    snapshot: _Snapshot,
+    snapshot: ArticleSnapshot,
     blocks_of: dict[int, tuple[Block, ...]],
-    sections: Sequence[_Section],
+    sections: Sequence[SnapshotSection],
     *,
     whole: bool,
 ) -> list[Piece]:
