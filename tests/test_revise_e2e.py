@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from bot.db.models import Note, SpokenInstruction
 from bot.db.session import create_engine, create_session_factory
+from bot.domain import NoteKind
+from bot.notes.lifecycle import NoteState
 from bot.notes.queue import NoteQueue
 from tests.conftest import AUDIO, FAST, StartBot, eventually
 from tests.fakes.drafting_model import NOTE, DraftingModel
@@ -390,3 +394,50 @@ async def test_with_separate_workers_the_bot_revises_what_a_worker_transcribed(
         header = await telegram.wait_for_text(WRITER, "✏️ Revised")
         assert "open with the snacks" in header.text
         assert model.instructions == ["open with the snacks"]
+
+
+async def test_an_instruction_transcribed_before_a_restart_is_revised_after_it(
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    start_bot: StartBot,
+    model: RevisingModel,
+    tmp_path: Path,
+) -> None:
+    settings = {
+        "openai_base_url": llm.base_url,
+        "openai_api_key": llm.api_key,
+        "openai_model": "fake-model",
+        "openai_timeout_seconds": 5,
+    }
+    async with start_bot(**settings):
+        await say(telegram, "/new Book club", "Book club")
+        await say(telegram, "Everyone brings something small to share.", "Filed under")
+        await draft(telegram)
+        shown = section_message(telegram, "Notes")
+    # The bot stopped right after a worker filed the instruction, before revising it.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.db'}")
+    try:
+        sessions = create_session_factory(engine)
+        async with sessions.begin() as session:
+            note = (await session.scalars(select(Note))).one()
+            voice = Note(
+                owner_id=WRITER,
+                article_id=note.article_id,
+                section_id=note.section_id,
+                kind=NoteKind.VOICE,
+                chat_id=WRITER,
+                message_id=shown.message_id + 100,
+                state=NoteState.FILED,
+                transcript="open with the snacks",
+            )
+            session.add(voice)
+            await session.flush()
+            session.add(
+                SpokenInstruction(note_id=voice.id, section_id=note.section_id, state="ready")
+            )
+    finally:
+        await engine.dispose()
+    async with start_bot(**settings):
+        header = await telegram.wait_for_text(WRITER, "✏️ Revised")
+        assert "open with the snacks" in header.text
+    assert model.instructions == ["open with the snacks"]
