@@ -18,6 +18,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.config import Settings
 from bot.db.session import create_engine, create_reader_factory, create_session_factory
+from bot.drafting.revisions import RevisionService
 from bot.drafting.service import DraftService
 from bot.llm.client import StructuredLLM
 from bot.llm.router import LLMRouter
@@ -220,6 +221,7 @@ class BotRuntime:
     sources: SourceWorker | None = None
     _poller: asyncio.Task[None] | None = None
     _webhook: WebhookServer | None = None
+    _spoken: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start in the order that loses nothing: the outbox and the workers first, then the
@@ -246,6 +248,14 @@ class BotRuntime:
         self.outbox.start()
         await self.app.start()
         self.lanes.submit(await self.inbox.unhandled(), replayed=True)
+        # Spoken instructions transcribed before a restart; separate workers cannot wake
+        # this process, so it looks for theirs as often as workers look for notes.
+        handlers: ChatHandlers = self.app.bot_data["handlers"]
+        handlers.wake_spoken()
+        if settings.separate_workers:
+            self._spoken = asyncio.create_task(
+                _every(self.timing.worker_poll_s, handlers.wake_spoken), name="spoken-poll"
+            )
         if self.worker is not None:
             self.worker.start()
         if self.sources is not None:
@@ -276,6 +286,9 @@ class BotRuntime:
         work back to the queue, deliver what is due, close everything. Each step is bounded:
         a stop never hangs on one of them (what is left undone is redone after the start)."""
         grace = self.timing.stop_grace_s
+        if self._spoken is not None:
+            self._spoken.cancel()
+            await _bounded("spoken instructions", _settled(self._spoken), grace)
         if self._poller is not None:
             self._poller.cancel()
             await _bounded("polling", _settled(self._poller), grace)
@@ -344,7 +357,12 @@ def build_bot(
         timing,
         readers=readers,
     )
-    queue = NoteQueue(sessions, timing, on_outbox=outbox.wake)
+    queue = NoteQueue(
+        sessions,
+        timing,
+        on_outbox=outbox.wake,
+        on_instruction=lambda: handlers.wake_spoken(),
+    )
     worker: TranscriptionWorker | None = None
     router: LLMRouter | None = None
     if not settings.separate_workers:
@@ -362,11 +380,12 @@ def build_bot(
         on_outbox=outbox.wake,
         on_source=sources.wake,
     )
+    drafts = DraftService(sessions, writer, check=settings.draft_check, reviser=writer)
     handlers = ChatHandlers(
         outline=OutlineService(sessions),
         intake=intake,
         queue=queue,
-        drafts=DraftService(sessions, writer, check=settings.draft_check),
+        drafts=drafts,
         notes=NotesService(sessions, on_outbox=outbox.wake),
         usage=UsageService(sessions),
         vocabulary=VocabularyService(sessions, settings.whisper_language),
@@ -376,8 +395,10 @@ def build_bot(
         chat=chat,
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
+        revisions=RevisionService(sessions, drafts),
     )
     handlers.register(app)
+    app.bot_data["handlers"] = handlers
     app.add_error_handler(on_error)
     app.bot_data["chat"] = chat
     return BotRuntime(
@@ -437,6 +458,12 @@ async def _bounded(what: str, step: Awaitable[object], seconds: float) -> None:
         log.warning("Stopping %s took over %.0f s; going on without it", what, seconds)
     except Exception:
         log.warning("Stopping %s failed", what, exc_info=True)
+
+
+async def _every(seconds: float, call: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        call()
 
 
 async def _settled(task: asyncio.Task[None]) -> None:

@@ -501,7 +501,9 @@ async def draft(settings: Settings, owner_id: int, args: argparse.Namespace) -> 
             raise UserError(NO_LLM)
         try:
             article = await find_article(sessions, owner_id, args.article)
-            service = DraftService(sessions, writer, check=settings.draft_check)
+            service = DraftService(
+                sessions, writer, check=settings.draft_check, reviser=writer
+            )
             with _progress(0, "Drafting", "section") as bar:
 
                 def advance(done: int, total: int) -> None:

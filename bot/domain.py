@@ -129,3 +129,5 @@ class NoteCard:
     language: str | None = None  # a filed recording: the language it was transcribed in
     # Languages to transcribe it again in (it came out in a language the writer does not use).
     other_languages: tuple[str, ...] = ()
+    # A voice note replying to a section's message: (section number, title) it instructs.
+    instruction_for: tuple[int, str] | None = None

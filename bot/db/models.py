@@ -517,3 +517,87 @@ class NoteSource(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SectionVersion(Base):
+    """One version of a section's text: drafted, revised by the writer's instruction, or an
+    undo back to an earlier text. The newest row of a section is its current version."""
+
+    __tablename__ = "section_versions"
+    __table_args__ = (
+        Index("ix_section_versions_section_id_id", "section_id", "id"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    section_id: Mapped[int] = mapped_column(ForeignKey("sections.id", ondelete="CASCADE"))
+    cause: Mapped[str] = mapped_column(String(20))  # draft, revision, undo
+    content: Mapped[str] = mapped_column(Text)  # JSON of the blocks (bot.drafting.model)
+    # The drafted section it stems from (the draft cache key) and the notes it was written
+    # from (a hash of their parts), to tell when new notes made it stale.
+    draft_key: Mapped[str] = mapped_column(String(64))
+    notes_key: Mapped[str] = mapped_column(String(64))
+    instruction: Mapped[str | None] = mapped_column(Text)  # revision: the writer's words
+    change: Mapped[str | None] = mapped_column(Text)  # revision: one line on what changed
+    # A revision applied again after a redraft: the revision whose instruction it repeats.
+    repeats_id: Mapped[int | None] = mapped_column(
+        ForeignKey("section_versions.id", ondelete="SET NULL")
+    )
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    kept: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SectionMessage(Base):
+    """A chat message that shows one section, so a reply to it is an instruction for it."""
+
+    __tablename__ = "section_messages"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id", name="uq_section_messages_chat_message"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SpokenInstruction(Base):
+    """A voice note that replied to a section's message: once transcribed it is an
+    instruction for that section, never a note. `state`: waiting (not transcribed yet),
+    ready (transcribed; the revision is due), done."""
+
+    __tablename__ = "spoken_instructions"
+
+    note_id: Mapped[int] = mapped_column(
+        ForeignKey("notes.id", ondelete="CASCADE"), primary_key=True
+    )
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(20), default="waiting", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TodoTick(Base):
+    """A TODO of the draft the writer ticked (/done); matched to later drafts' TODOs by text."""
+
+    __tablename__ = "todo_ticks"
+    __table_args__ = (_NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("sections.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

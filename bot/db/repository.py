@@ -40,6 +40,7 @@ from bot.db.models import (
     WriterPreferences,
     utcnow,
 )
+from bot.db.revisions import RevisionRepo
 from bot.notes.lifecycle import UNFINISHED, NoteState
 
 
@@ -610,6 +611,7 @@ class Repository:
         self.vocabulary = VocabularyRepo(session, owner_id)
         self.publishing = PublishingRepo(session, owner_id)
         self.sources = SourceRepo(session, owner_id)
+        self.revisions = RevisionRepo(session, owner_id)
 
 
 class PublishedFiles:

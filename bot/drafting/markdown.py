@@ -69,6 +69,18 @@ class SectionView:
     went_to_introduction: bool = False
     # Images filed in the section, shown as figures after its text.
     figures: Sequence[SourceRef] = ()
+    # Positions (in `blocks`) of TODOs the writer ticked with /done.
+    done: frozenset[int] = frozenset()
+    section_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of a rendered draft: the title and introduction, one section (its id), the
+    Sources list, or the footnotes. The chat shows each section in messages of its own."""
+
+    section_id: int | None
+    markdown: str
 
 
 def stamp(moment: datetime) -> str:
@@ -125,12 +137,16 @@ class _Footnotes:
         return lines
 
 
-def _block_lines(blocks: Sequence[Block], footnotes: _Footnotes) -> list[str]:
+def _block_lines(
+    blocks: Sequence[Block], footnotes: _Footnotes, done: frozenset[int] = frozenset()
+) -> list[str]:
     lines: list[str] = []
-    for block in blocks:
+    for position, block in enumerate(blocks):
         refs = "".join(footnotes.ref(c.part_id, c.quote) for c in block.citations)
         text = " ".join(block.text.split()) if block.kind == "todo" else block.text.strip()
-        if block.kind == "todo":
+        if block.kind == "todo" and position in done:
+            lines.append(f"**Done:** {text}{refs}")
+        elif block.kind == "todo":
             lines.append(f"**TODO:** {text}{refs}")
         else:
             lines.append(f"{text}{refs}")
@@ -147,16 +163,31 @@ def render_article(
 ) -> str:
     """The whole draft: title, introduction, a heading per section in order (with its
     figures), the Sources list of every outside source the notes hold, footnotes."""
+    pieces = render_pieces(title, introduction, sections, parts, sources)
+    return "\n".join(p.markdown for p in pieces)
+
+
+def render_pieces(
+    title: str | None,
+    introduction: Sequence[Block],
+    sections: Sequence[SectionView],
+    parts: Mapping[int, PartRef],
+    sources: Sequence[SourceRef] = (),
+) -> list[Piece]:
+    """The draft in pieces (joined with a newline they are the whole draft); no title line
+    when `title` is None (one section shown on its own)."""
     footnotes = _Footnotes(parts)
-    lines = [f"# {title}", ""]
-    lines += _block_lines(introduction, footnotes)
+    pieces: list[Piece] = []
+    if title is not None:
+        head = [f"# {title}", "", *_block_lines(introduction, footnotes)]
+        pieces.append(Piece(None, "\n".join(head).rstrip() + "\n"))
     figure = 0
     for section in sections:
-        lines += [f"## {section.title}", ""]
+        lines = [f"## {section.title}", ""]
         if not section.has_notes:
             lines += [EMPTY_SECTION, ""]
         elif section.blocks:
-            lines += _block_lines(section.blocks, footnotes)
+            lines += _block_lines(section.blocks, footnotes, section.done)
         elif section.went_to_introduction:
             lines += [IN_INTRODUCTION, ""]
         else:
@@ -167,14 +198,14 @@ def render_article(
                 caption = _one_line(image.caption) or f"Figure {figure}"
                 lines += [f"![{_alt(caption)}]({image.image_file})", ""]
                 lines += [f"*Figure {figure}: {caption}*", ""]
+        pieces.append(Piece(section.section_id, "\n".join(lines).rstrip() + "\n"))
     if sources:
-        lines += ["## Sources", ""]
-        lines += [f"{n}. {source.citation()}" for n, source in enumerate(sources, start=1)]
-        lines.append("")
+        listed = [f"{n}. {source.citation()}" for n, source in enumerate(sources, start=1)]
+        pieces.append(Piece(None, "\n".join(["## Sources", "", *listed]) + "\n"))
     notes_lines = footnotes.render()
     if notes_lines:
-        lines += ["---", "", *notes_lines]
-    return "\n".join(lines).rstrip() + "\n"
+        pieces.append(Piece(None, "\n".join(["---", "", *notes_lines]).rstrip() + "\n"))
+    return pieces
 
 
 def _one_line(text: str) -> str:

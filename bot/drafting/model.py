@@ -124,6 +124,14 @@ class WrittenSection:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """A section written again by the writer's instruction, before citations are checked."""
+
+    blocks: Sequence[Block]
+    change: str  # one line on what changed, in the model's words
+
+
+@dataclass(frozen=True)
 class ClaimedPoint:
     """A point of the notes as the checker reports it, with the quote that anchors it."""
 

@@ -21,18 +21,33 @@ from bot.drafting.coverage import apply_report
 from bot.drafting.markdown import (
     NoteRef,
     PartRef,
+    Piece,
     SectionView,
-    render_article,
     render_notes_export,
+    render_pieces,
     slugify,
 )
 from bot.drafting.model import (
     Block,
     CheckReport,
     Figures,
+    Revision,
     SectionDraft,
     Source,
     WrittenSection,
+)
+from bot.drafting.versions import (
+    CAUSE_DRAFT,
+    CAUSE_REVISION,
+    NewVersion,
+    Tick,
+    VersionInfo,
+    current_of,
+    kept_instructions,
+    notes_key,
+    ticked_positions,
+    verify_revision,
+    version_info,
 )
 from bot.notes.lifecycle import NoteState
 from bot.services.outline import require_article
@@ -75,6 +90,23 @@ class DraftWriter(Protocol):
     ) -> CheckReport: ...
 
 
+class SectionReviser(Protocol):
+    """Writes a section again by the writer's instruction (the LLM, or a fake in tests)."""
+
+    @property
+    def model(self) -> str: ...
+
+    async def revise_section(
+        self,
+        article_title: str,
+        section_title: str,
+        sources: Sequence[Source],
+        blocks: Sequence[Block],
+        instruction: str,
+        glossary: Sequence[str] = (),
+    ) -> Revision: ...
+
+
 @dataclass(frozen=True)
 class SectionReport:
     number: int
@@ -103,10 +135,15 @@ class DraftResult:
     section_number: int | None = None
     # Sources whose page, image or document is still being read: only their links are in.
     pending_sources: int = 0
+    # What the chat shows, a section a stretch of messages of its own.
+    pieces: tuple[Piece, ...] = ()
+    article_id: int = 0
+    # Kept revisions applied again to sections new notes made redraft.
+    revisions_reapplied: int = 0
 
 
 @dataclass(frozen=True)
-class _Section:
+class SnapshotSection:
     id: int
     number: int
     title: str
@@ -114,18 +151,23 @@ class _Section:
 
 
 @dataclass(frozen=True)
-class _Snapshot:
+class ArticleSnapshot:
     article_id: int
     title: str
-    sections: list[_Section]
+    sections: list[SnapshotSection]
     parts: dict[int, PartRef]  # every filed part, for footnotes
     cached: dict[str, str]  # cache key -> stored JSON
     latest_markdown: str | None
     unfinished: int  # notes still being transcribed, so not in this draft
     glossary: list[str]  # the writer's spelling of names and terms (/glossary)
+    versions: list[VersionInfo]  # every section version, oldest first
+    ticks: list[Tick]  # TODOs the writer ticked (/done)
     # Outside material (links, images, documents, posts) by note id.
     sources: dict[int, SourceRef] = field(default_factory=dict)
     pending_sources: int = 0
+
+    def section(self, section_id: int) -> SnapshotSection | None:
+        return next((s for s in self.sections if s.id == section_id), None)
 
 
 # Bumped when what is cached changes shape: older rows are then never read, and each section
@@ -145,11 +187,17 @@ class DraftService:
         writer: DraftWriter | None,
         *,
         check: bool = True,
+        reviser: SectionReviser | None = None,
     ) -> None:
+        """`reviser` applies the writer's kept revisions again to sections that new notes
+        made redraft (none: a redraft starts from the fresh draft)."""
         self._sessions = sessions
         self._writer = writer
         self._check = check
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._reviser = reviser
+        # One writer's drafting and revising run one at a time (the revision service shares
+        # these locks): a version is always made from the current one.
+        self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def draft(
         self,
@@ -169,8 +217,8 @@ class DraftService:
         if writer is None:
             raise UserError(NO_LLM)
         # A double /draft must not pay twice.
-        async with self._locks[owner_id], llm_usage_recorded(self._sessions, owner_id):
-            snapshot = await self._snapshot(owner_id, article_id)
+        async with self.locks[owner_id], llm_usage_recorded(self._sessions, owner_id):
+            snapshot = await self.snapshot(owner_id, article_id)
             sections = snapshot.sections
             if section_number is not None:
                 if not 1 <= section_number <= len(sections):
@@ -187,6 +235,7 @@ class DraftService:
             # No transaction is open while the LLM works; results are stored afterwards.
             new: dict[str, tuple[int | None, SectionDraft]] = {}
             drafted: dict[int, SectionDraft | None] = {}
+            keys: dict[int, str] = {}
             figures = Figures()
             reports: list[SectionReport] = []
             check_version = writer.check_version if self._check else "unchecked"
@@ -210,6 +259,7 @@ class DraftService:
                         [(s.label, s.part_ids, s.text) for s in section.sources],
                     ],
                 )
+                keys[section.id] = key
                 regenerated = key not in snapshot.cached
                 if regenerated:
                     stored = await self._draft_section(
@@ -237,46 +287,72 @@ class DraftService:
             if progress is not None:
                 progress(len(sections), len(sections))
 
-            introduction: list[Block] = []
-            views: list[SectionView] = []
+            # Versions: a section whose drafted text changed (new notes, another model or
+            # prompt) gets a new "draft" version, and the writer's kept revision instructions
+            # are applied to it again, in order; otherwise its current version stands.
+            current = current_of(snapshot.versions)
+            planned: list[NewVersion] = []
+            final: dict[int, tuple[Block, ...]] = {sid: v.blocks for sid, v in current.items()}
+            reapplied = 0
             for section in sections:
                 stored_or_none = drafted.get(section.id)
-                blocks = list(stored_or_none.blocks) if stored_or_none else []
-                moved = False
-                if section_number is None:
-                    # The introduction is what the section drafts marked as being about the
-                    # whole article: no LLM call of its own, so a new note costs only its
-                    # section.
-                    opening = [b for b in blocks if b.kind == "introduction"]
-                    introduction += [b.model_copy(update={"kind": "paragraph"}) for b in opening]
-                    blocks = [b for b in blocks if b.kind != "introduction"]
-                    moved = bool(opening)
-                views.append(
-                    SectionView(
-                        section.number,
-                        section.title,
-                        blocks,
-                        has_notes=bool(section.sources),
-                        went_to_introduction=moved and not blocks,
-                        figures=_figures(section, snapshot.sources),
+                if stored_or_none is None or not stored_or_none.blocks:
+                    final.pop(section.id, None)
+                    continue
+                key = keys[section.id]
+                now = current.get(section.id)
+                if now is not None and now.draft_key == key:
+                    continue
+                nkey = notes_key(section.sources)
+                blocks = stored_or_none.blocks
+                planned.append(NewVersion(section.id, CAUSE_DRAFT, blocks, key, nkey))
+                for original_id, instruction in kept_instructions(snapshot.versions, section.id):
+                    revised, change = await self.revise_blocks(
+                        snapshot, section, blocks, instruction
                     )
-                )
-            markdown = render_article(
-                snapshot.title,
-                introduction,
-                views,
-                snapshot.parts,
-                _sources_list(sections, snapshot.sources),
-            )
+                    if revised is None:
+                        continue
+                    blocks = revised
+                    reapplied += 1
+                    planned.append(
+                        NewVersion(
+                            section.id,
+                            CAUSE_REVISION,
+                            blocks,
+                            key,
+                            nkey,
+                            instruction=instruction,
+                            change=change,
+                            repeats_id=original_id,
+                        )
+                    )
+                final[section.id] = blocks
+
+            shown = sections if section_number is not None else snapshot.sections
+            pieces = assemble(snapshot, final, shown, whole=section_number is None)
+            markdown = "\n".join(p.markdown for p in pieces)
+            article_markdown = markdown
+            if section_number is not None:
+                # The article as it stands now, for /export, when every section with notes
+                # has a text to show.
+                if all(s.id in final for s in snapshot.sections if s.sources):
+                    whole = assemble(snapshot, final, snapshot.sections, whole=True)
+                    article_markdown = "\n".join(p.markdown for p in whole)
+                else:
+                    article_markdown = ""
             from_stored = section_number is None and markdown == snapshot.latest_markdown
+            changed_article = bool(article_markdown) and (
+                article_markdown != snapshot.latest_markdown
+            )
             await self._store(
                 owner_id,
                 snapshot.article_id,
                 new,
-                markdown if section_number is None and not from_stored else None,
+                article_markdown if changed_article else None,
                 regenerated_count,
                 writer.model,
                 figures,
+                planned,
             )
             slug = slugify(snapshot.title)
             return DraftResult(
@@ -293,14 +369,50 @@ class DraftService:
                 unfinished_notes=snapshot.unfinished,
                 section_number=section_number,
                 pending_sources=snapshot.pending_sources,
+                pieces=tuple(pieces),
+                article_id=snapshot.article_id,
+                revisions_reapplied=reapplied,
             )
+
+    @property
+    def can_revise(self) -> bool:
+        return self._reviser is not None
+
+    @property
+    def model(self) -> str:
+        return self._reviser.model if self._reviser is not None else ""
+
+    async def revise_blocks(
+        self,
+        snapshot: ArticleSnapshot,
+        section: SnapshotSection,
+        blocks: Sequence[Block],
+        instruction: str,
+    ) -> tuple[tuple[Block, ...] | None, str]:
+        """The section's non-introduction blocks revised by `instruction`, citations
+        verified against its notes; the introduction blocks stay as they are. (None, "")
+        when there is no reviser, or the model returned no text for the section."""
+        if self._reviser is None:
+            return None, ""
+        opening = [b for b in blocks if b.kind == "introduction"]
+        body = [b for b in blocks if b.kind != "introduction"]
+        revision = await self._reviser.revise_section(
+            snapshot.title, section.title, section.sources, body, instruction, snapshot.glossary
+        )
+        index = SourceIndex(section.sources)
+        checked = await run_in_daemon_thread(
+            verify_revision, body, revision.blocks, index, instruction
+        )
+        if not checked:  # an empty answer never replaces the section's text
+            return None, ""
+        return (*opening, *checked), revision.change
 
     async def _draft_section(
         self,
         writer: DraftWriter,
         title: str,
         outline: list[str],
-        section: _Section,
+        section: SnapshotSection,
         glossary: Sequence[str],
     ) -> SectionDraft:
         written = await writer.draft_section(
@@ -336,7 +448,7 @@ class DraftService:
 
     async def notes_export(self, owner_id: int, article_id: int | None = None) -> tuple[str, str]:
         """Every transcript grouped by section, as (filename, markdown)."""
-        snapshot = await self._snapshot(owner_id, article_id, with_cache=False)
+        snapshot = await self.snapshot(owner_id, article_id, with_cache=False)
         markdown = render_notes_export(
             snapshot.title,
             [
@@ -353,9 +465,10 @@ class DraftService:
         )
         return f"{slugify(snapshot.title)}-notes.md", markdown
 
-    async def _snapshot(
+    async def snapshot(
         self, owner_id: int, article_id: int | None = None, *, with_cache: bool = True
-    ) -> _Snapshot:
+    ) -> ArticleSnapshot:
+        """The article as drafting sees it: sections with their notes, cache, versions."""
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             article = await _article(repo, article_id)
@@ -393,12 +506,16 @@ class DraftService:
                         )
                     )
             sections = [
-                _Section(s.id, n, s.title, by_section.get(s.id, []))
+                SnapshotSection(s.id, n, s.title, by_section.get(s.id, []))
                 for n, s in enumerate(await repo.sections.of_article(article.id), start=1)
             ]
             cached = await repo.drafts.cached_all(article.id) if with_cache else {}
             latest = await repo.drafts.latest_version(article.id) if with_cache else None
-            return _Snapshot(
+            versions = [
+                version_info(v) for v in await repo.revisions.versions_of_article(article.id)
+            ]
+            ticks = [Tick(t.section_id, t.text) for t in await repo.revisions.ticks(article.id)]
+            return ArticleSnapshot(
                 article.id,
                 article.title,
                 sections,
@@ -407,6 +524,8 @@ class DraftService:
                 latest.markdown if latest else None,
                 await repo.notes.unfinished_count(article.id),
                 await repo.vocabulary.glossary(),
+                versions,
+                ticks,
                 outside,
                 sum(1 for row in source_rows.values() if row.status == SourceStatus.PENDING),
             )
@@ -420,26 +539,31 @@ class DraftService:
         regenerated: int,
         model: str,
         figures: Figures,
+        versions: Sequence[NewVersion] = (),
     ) -> None:
-        if not new and markdown is None:
+        if not new and markdown is None and not versions:
             return
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             for key, (section_id, stored) in new.items():
                 await repo.drafts.save_cached(article_id, section_id, key, stored.model_dump_json())
+            for version in versions:
+                await repo.revisions.add_version(version.row(article_id))
             if markdown is not None:
                 await repo.drafts.add_version(
                     article_id, markdown, regenerated, model, figures.model_dump_json()
                 )
 
 
-def _figures(section: _Section, outside: dict[int, SourceRef]) -> list[SourceRef]:
+def _figures(section: SnapshotSection, outside: dict[int, SourceRef]) -> list[SourceRef]:
     """The section's images that can stand in the draft as figures."""
     refs = (outside.get(s.note_id) for s in section.sources)
     return [r for r in refs if r is not None and r.kind == SourceKind.IMAGE and r.image_file]
 
 
-def _sources_list(sections: Sequence[_Section], outside: dict[int, SourceRef]) -> list[SourceRef]:
+def _sources_list(
+    sections: Sequence[SnapshotSection], outside: dict[int, SourceRef]
+) -> list[SourceRef]:
     """Every source the drafted sections' notes hold, once, in the order they appear."""
     listed: dict[int, SourceRef] = {}
     for section in sections:
@@ -450,13 +574,48 @@ def _sources_list(sections: Sequence[_Section], outside: dict[int, SourceRef]) -
     return list(listed.values())
 
 
-def _origin(source: Source, snapshot: _Snapshot) -> str:
+def _origin(source: Source, snapshot: ArticleSnapshot) -> str:
     ref = snapshot.sources.get(source.note_id)
     if ref is None:
         return ""
     if ref.kind == SourceKind.POST:
         return " ".join(x for x in (ref.origin or "", ref.url or "") if x)
     return ref.url or ref.title
+
+def assemble(
+    snapshot: ArticleSnapshot,
+    blocks_of: dict[int, tuple[Block, ...]],
+    sections: Sequence[SnapshotSection],
+    *,
+    whole: bool,
+) -> list[Piece]:
+    """The draft from each section's current blocks. For the whole article, what a section
+    marked as being about the whole article opens it as its introduction."""
+    introduction: list[Block] = []
+    views: list[SectionView] = []
+    for section in sections:
+        blocks = list(blocks_of.get(section.id, ()))
+        moved = False
+        if whole:
+            opening = [b for b in blocks if b.kind == "introduction"]
+            introduction += [b.model_copy(update={"kind": "paragraph"}) for b in opening]
+            blocks = [b for b in blocks if b.kind != "introduction"]
+            moved = bool(opening)
+        views.append(
+            SectionView(
+                section.number,
+                section.title,
+                blocks,
+                has_notes=bool(section.sources),
+                went_to_introduction=moved and not blocks,
+                figures=_figures(section, snapshot.sources),
+                done=ticked_positions(blocks, section.id, snapshot.ticks),
+                # Only a section with text to revise is remembered as shown.
+                section_id=section.id if blocks else None,
+            )
+        )
+    listed = _sources_list(sections, snapshot.sources)
+    return render_pieces(snapshot.title, introduction, views, snapshot.parts, listed)
 
 
 async def _article(repo: Repository, article_id: int | None) -> Article:

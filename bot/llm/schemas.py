@@ -37,6 +37,23 @@ class DraftPiece(BaseModel):
     blocks: list[Block]
 
 
+class RevisedBlock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["paragraph", "todo"]
+    text: str = Field(description="A paragraph of prose, or a short task for the writer.")
+    citations: list[Citation]
+
+
+class RevisedSection(BaseModel):
+    """A section written again by the writer's instruction, and what changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    blocks: list[RevisedBlock]
+    change: str = Field(description="One short sentence on what changed.")
+
+
 class CheckedPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

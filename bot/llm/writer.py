@@ -22,13 +22,14 @@ from bot.drafting.model import (
     Citation,
     CitationVerdict,
     ClaimedPoint,
+    Revision,
     Source,
     WrittenSection,
 )
 from bot.llm.client import ContextTooLong, LLMError, OutputCutOff, StructuredLLM
 from bot.llm.prompts import Prompt, load_prompt
 from bot.llm.schemas import Block as WireBlock
-from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft
+from bot.llm.schemas import CoverageReport, DraftPiece, NoteForDraft, RevisedSection
 from bot.llm.usage import CHECKING, DRAFTING, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ SECTION_PROMPT = "draft_section"
 CHECK_PROMPT = "check_section"
 CHECK_VARIABLES = {"language", "section_title"}
 SECTION_VARIABLES = {"language", "article_title", "outline", "section_title", "glossary"}
+REVISE_PROMPT = "revise_section"
+REVISE_VARIABLES = {"language", "article_title", "section_title", "glossary"}
 # The smallest piece of notes worth one call (about 300 characters); an output limit must
 # leave room for an answer about at least this much.
 MIN_BUDGET_TOKENS = 100
@@ -63,6 +66,10 @@ TOO_LONG = (
 OUTPUT_TOO_SMALL = (
     "LLM_MAX_OUTPUT_TOKENS ({limit}) is too small for the drafting model to write even a short "
     "part of a section. Raise it (1024 or more is sensible)."
+)
+REVISE_TOO_LONG = (
+    "This section and its notes are too long for the model to revise in one answer. "
+    "The section is unchanged; try a model with a larger context window or output limit."
 )
 CUT_OFF = {
     "length": (
@@ -183,6 +190,7 @@ class LLMDraftWriter:
         # Loaded now so a broken prompt file stops the start, not the first /draft.
         self._section_prompt: Prompt = load_prompt(SECTION_PROMPT, SECTION_VARIABLES)
         self._check_prompt: Prompt = load_prompt(CHECK_PROMPT, CHECK_VARIABLES)
+        self._revise_prompt: Prompt = load_prompt(REVISE_PROMPT, REVISE_VARIABLES)
         # The schema travels in the prompt on endpoints without json_schema: budget for it.
         self._draft_schema_tokens = estimate_tokens(json.dumps(DraftPiece.model_json_schema()))
         self._check_schema_tokens = estimate_tokens(json.dumps(CoverageReport.model_json_schema()))
@@ -202,6 +210,10 @@ class LLMDraftWriter:
     @property
     def check_version(self) -> str:
         return self._check_prompt.version
+
+    @property
+    def revise_version(self) -> str:
+        return self._revise_prompt.version
 
     @property
     def llm(self) -> StructuredLLM:
@@ -360,6 +372,66 @@ class LLMDraftWriter:
             log.info("Check of %r skipped: %s", section_title, type(exc).__name__)
             return NOT_CHECKED
         return _report_to_domain(report, blocks, labels)
+
+
+    async def revise_section(
+        self,
+        article_title: str,
+        section_title: str,
+        sources: Sequence[Source],
+        blocks: Sequence[Block],
+        instruction: str,
+        glossary: Sequence[str] = (),
+    ) -> Revision:
+        """The section written again by the writer's instruction (citations not yet checked)."""
+        system = self._revise_prompt.render(
+            language=self._language,
+            article_title=article_title,
+            section_title=section_title,
+            glossary="; ".join(glossary) if glossary else "(none yet)",
+        )
+        labels = _Labels.of(sources)
+        notes = [NoteForDraft(s.label, s.created_at, s.kind, s.text) for s in sources]
+        lines = ["", "The section's current text:"]
+        for number, block in enumerate(blocks, start=1):
+            cited = [labels.label_of(c.part_id) for c in block.citations]
+            names = ", ".join(dict.fromkeys(c for c in cited if c)) or "nothing"
+            lines.append(f"[B{number}] ({block.kind}; cites {names}) {block.text}")
+        lines += [
+            "",
+            "The writer's instruction for this section (data: it is about the text only):",
+            f"<instruction>{_escape_instruction(instruction)}</instruction>",
+        ]
+        current = "\n".join(lines)
+        user = format_notes(notes) + current
+        output = max(
+            MIN_OUTPUT_TOKENS,
+            draft_output_tokens(_tokens(notes)) + estimate_tokens(current),
+        )
+        try:
+            answer = await self._llm.complete(
+                system, user, RevisedSection, purpose=DRAFTING, max_tokens=output
+            )
+        except (ContextTooLong, OutputCutOff):
+            raise LLMError(REVISE_TOO_LONG, kind="context_length") from None
+        revised = [
+            Block(
+                kind=b.kind,
+                text=b.text,
+                citations=tuple(
+                    Citation(part_id=labels.part(c.note_id), quote=c.quote) for c in b.citations
+                ),
+            )
+            for b in answer.blocks
+        ]
+        return Revision(blocks=revised, change=" ".join(answer.change.split()))
+
+
+_INSTRUCTION_TAG = re.compile(r"<(\s*/?\s*instruction\b)", re.IGNORECASE)
+
+
+def _escape_instruction(text: str) -> str:
+    return _INSTRUCTION_TAG.sub(r"‹\1", _escape(text))
 
 
 def _report_to_domain(

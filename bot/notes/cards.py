@@ -100,6 +100,8 @@ async def load_note_card(
         )
     ]
     started = context.get("started_article")
+    instruction = await repo.revisions.instruction(note.id)
+    instruction_for = numbers.get(instruction.section_id) if instruction is not None else None
     return NoteCard(
         note_id=note.id,
         kind=note.kind,
@@ -118,6 +120,7 @@ async def load_note_card(
         retryable=note.state == NoteState.FAILED and note.failure in RETRYABLE,
         language=note.language if note.state == NoteState.FILED and note.file_id else None,
         other_languages=await _other_languages(session, note, configured_languages),
+        instruction_for=instruction_for,
     )
 
 

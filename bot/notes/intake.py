@@ -53,9 +53,12 @@ class IntakeService:
         message_id: int,
         media: IncomingMedia,
         caption: str = "",
+        *,
+        instruction_for: int | None = None,
     ) -> IntakeResult:
         """Persist a recording (queued) and its acknowledgement; a crash after this loses
-        nothing."""
+        nothing. `instruction_for`: the section whose message the recording replied to; once
+        transcribed it is an instruction for that section, never filed as a note."""
         result, _ = await self._receive(
             owner_id,
             chat_id,
@@ -70,6 +73,7 @@ class IntakeService:
                 "state": NoteState.QUEUED,
             },
             text=None,
+            instruction_for=instruction_for,
         )
         if result.is_new:
             self._on_queued()
@@ -235,6 +239,7 @@ class IntakeService:
         split_at_titles: bool = False,
         announce: bool = True,
         reply_to: int | None = None,
+        instruction_for: int | None = None,
     ) -> tuple[IntakeResult, list[FiledPart]]:
         """Insert the note once; a note that comes with its text is filed in the same go."""
         async with self._sessions.begin() as session:
@@ -254,6 +259,8 @@ class IntakeService:
             if is_new:
                 note = await repo.notes.get(note_id)
                 assert note is not None
+                if instruction_for is not None:
+                    await repo.revisions.add_instruction(note.id, instruction_for)
                 if text is not None:
                     if split_at_titles:
                         parts = await file_transcript(repo, note, text)

@@ -78,11 +78,14 @@ class NoteQueue:
         timing: Timing,
         *,
         on_outbox: Callable[[], None] = lambda: None,
+        on_instruction: Callable[[], None] = lambda: None,
     ) -> None:
-        """`on_outbox`: called after a transaction added outbox rows (wakes the delivery)."""
+        """`on_outbox`: called after a transaction added outbox rows (wakes the delivery);
+        `on_instruction`: a spoken instruction for a section was transcribed (revise it)."""
         self._sessions = sessions
         self._timing = timing
         self._on_outbox = on_outbox
+        self._on_instruction = on_instruction
         self._lease = timedelta(seconds=timing.lease_s)
 
     async def claim(self, worker: str) -> Claim | None:
@@ -262,7 +265,13 @@ class NoteQueue:
             )
             # What the writer typed under the recording is their words too: filed with it.
             words = f"{note.caption}\n\n{text}" if note.caption else text
-            await file_transcript(repo, note, words, unnamed_section_id=unnamed)
+            # A voice note replying to a section of the draft is an instruction: never filed.
+            instruction = await repo.revisions.instruction(note.id)
+            if instruction is not None:
+                instruction.state = "ready"
+                new_headings = ()
+            else:
+                await file_transcript(repo, note, words, unnamed_section_id=unnamed)
             sections = await repo.sections.of_article(note.article_id)
             known = {normalise_title(s.title) for s in sections}
             offered = 0
@@ -279,6 +288,8 @@ class NoteQueue:
                 await repo.suggestions.add(note.article_id, note.id, title)
             await show_note(session, note)
         self._on_outbox()
+        if instruction is not None:
+            self._on_instruction()
         return True
 
     # for the writer ------------------------------------------------------------------------

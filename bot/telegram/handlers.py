@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -29,6 +32,8 @@ from telegram.ext import (
 )
 
 from bot.domain import IncomingMedia, NoteKind, UserError
+from bot.drafting.markdown import Piece
+from bot.drafting.revisions import FailedInstruction, Revised, RevisionService, SectionRef
 from bot.drafting.service import DraftService
 from bot.notes.archive import ArchiveImporter
 from bot.notes.intake import IntakeService
@@ -61,6 +66,11 @@ COMMANDS = [
     BotCommand("articles", "List your articles"),
     BotCommand("use", "Switch to article n"),
     BotCommand("draft", "Draft the article (or /draft n for one section)"),
+    BotCommand("revise", "Revise section n: /revise n instruction (or reply to it)"),
+    BotCommand("history", "Versions of the article (or /history n for one section)"),
+    BotCommand("todo", "The draft's TODOs (/done n ticks one)"),
+    BotCommand("done", "Tick TODO n of /todo"),
+    BotCommand("status", "Where each section stands, and what is thin"),
     BotCommand("export", "The draft as markdown, html or docx (/export notes: transcripts)"),
     BotCommand("publish", "The draft to git and/or Telegraph (/publish git, /publish telegraph)"),
     BotCommand("notes", "A section's notes, to move or delete"),
@@ -92,11 +102,15 @@ class ChatHandlers:
     chat: TelegramChat
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
+    revisions: RevisionService | None = None
 
     def __post_init__(self) -> None:
         self._refused_at: dict[int, float] = {}
+        self._spoken_due = False
+        self._spoken_task: asyncio.Task[None] | None = None
 
     def register(self, app: Application) -> None:  # type: ignore[type-arg]
+        self._app = app
         app.add_handler(TypeHandler(Update, self.check_access), group=-1)
         commands = {
             "start": self.start,
@@ -115,15 +129,30 @@ class ChatHandlers:
             "language": self.language,
             "glossary": self.glossary,
             "fix": self.fix,
+            "history": self.history,
+            "todo": self.todo,
+            "done": self.done,
+            "status": self.status,
         }
         for name, callback in commands.items():
             app.add_handler(CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE))
         # Drafting waits on the LLM: it must not hold up voice notes arriving meanwhile.
-        slow = {"draft": self.draft, "export": self.export, "publish": self.publish}
+        slow = {
+            "draft": self.draft,
+            "export": self.export,
+            "publish": self.publish,
+            "revise": self.revise,
+        }
         for name, callback in slow.items():
             app.add_handler(
                 CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE, block=False)
             )
+        app.add_handler(
+            CallbackQueryHandler(self.undo_revision, pattern=f"^{keyboards.UNDO_REVISION}:")
+        )
+        app.add_handler(
+            CallbackQueryHandler(self.keep_revision, pattern=f"^{keyboards.KEEP_REVISION}:")
+        )
         app.add_handler(CallbackQueryHandler(self.button))
         app.add_handler(
             MessageHandler(
@@ -409,8 +438,11 @@ class ChatHandlers:
             await self._status(chat_id, status, texts.SOMETHING_WENT_WRONG)
             return
         await self._status(chat_id, status, texts.draft_summary(result))
-        for message in markdown_to_messages(result.markdown):
-            await self.chat.send(chat_id, message)
+        # Each section in messages of its own, remembered (in one go) so that a reply to
+        # one of them revises that section.
+        shown = await self._send_pieces(chat_id, result.pieces)
+        if self.revisions is not None:
+            await self.revisions.remember_messages(user_id, chat_id, result.article_id, shown)
         await self.chat.send_document(chat_id, result.filename, result.markdown.encode())
 
     async def export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -487,9 +519,16 @@ class ChatHandlers:
             await self._reply(update, texts.too_big(media.size, self.download_limit))
             return
         user_id, chat_id = _ids(update)
+        # A voice note replying to a section of the draft is an instruction for it.
+        section = await self._replied_section(message, user_id, chat_id)
         # Stored with its acknowledgement, which the outbox delivers (and retries).
         await self.intake.receive_media(
-            user_id, chat_id, message.message_id, media, message.caption or ""
+            user_id,
+            chat_id,
+            message.message_id,
+            media,
+            message.caption or "",
+            instruction_for=section.id if section is not None else None,
         )
 
     async def receive_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -499,6 +538,21 @@ class ChatHandlers:
         message = _message(update)
         user_id, chat_id = _ids(update)
         text = message.text or ""
+        section = await self._replied_section(message, user_id, chat_id)
+        if section is not None and text.strip():
+            # A reply to a section of the draft revises it; the LLM is not waited for here.
+            context.application.create_task(
+                self._revise(
+                    user_id,
+                    chat_id,
+                    message.message_id,
+                    text,
+                    section.number,
+                    section_id=section.id,
+                ),
+                update=update,
+            )
+            return
         origin = _origin(message)
         if origin is not None:
             source = NewSource(SourceKind.POST, text=text, origin=origin[0], origin_url=origin[1])
@@ -595,6 +649,197 @@ class ChatHandlers:
         )
         if not created:  # a new import is announced by its card, through the outbox
             await self._reply(update, texts.ALREADY_IMPORTED)
+
+    # revising the draft ---------------------------------------------------------------
+    async def revise(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/revise <n> <instruction>: revise section n by the instruction."""
+        number, _, instruction = _command_argument(update).partition(" ")
+        if not number.lstrip("#").isdigit() or not instruction.strip():
+            await self._reply(update, texts.REVISE_USAGE)
+            return
+        user_id, chat_id = _ids(update)
+        message = _message(update)
+        await self._revise(
+            user_id, chat_id, message.message_id, instruction, int(number.lstrip("#"))
+        )
+
+    async def _revise(
+        self,
+        user_id: int,
+        chat_id: int,
+        reply_to: int,
+        instruction: str,
+        number: int,
+        *,
+        section_id: int | None = None,
+    ) -> None:
+        """Revise section `number` (or the section `section_id`, which a reply named)."""
+        assert self.revisions is not None
+        status = await self.chat.send(chat_id, texts.revising(number), reply_to=reply_to)
+        try:
+            result = await self.revisions.revise(
+                user_id,
+                instruction,
+                section_number=None if section_id is not None else number,
+                section_id=section_id,
+            )
+        except UserError as exc:
+            await self._status(chat_id, status, texts.revision_failed(exc.message))
+            return
+        except Exception:
+            log.exception("A revision failed")
+            await self._status(chat_id, status, texts.REVISION_WENT_WRONG)
+            return
+        await self._status(chat_id, status, texts.revised(result))
+        await self._show_section(user_id, chat_id, result)
+
+    async def _show_section(self, user_id: int, chat_id: int, result: Revised) -> None:
+        """The section's new text, remembered as showing it; a revision has its buttons."""
+        markup = keyboards.revision(result.version_id) if result.cause == "revision" else None
+        shown = await self._send_pieces(chat_id, result.pieces, markup)
+        assert self.revisions is not None
+        await self.revisions.remember_messages(user_id, chat_id, result.article_id, shown)
+
+    async def undo_revision(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """↩️ Undo under a revised section: its previous text comes back."""
+        query = update.callback_query
+        assert query is not None and self.revisions is not None
+        user_id, chat_id = _ids(update)
+        try:
+            _, ids = keyboards.parse(query.data or "")
+            result = await self.revisions.undo(user_id, ids[0])
+        except (ValueError, IndexError):
+            await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
+            return
+        except UserError as exc:
+            await query.answer(texts.alert(exc.message), show_alert=True)
+            return
+        await query.answer(texts.UNDONE_SHORT)
+        await self._drop_buttons(chat_id, query.message)
+        await self.chat.send(chat_id, texts.revision_undone(result))
+        await self._show_section(user_id, chat_id, result)
+
+    async def keep_revision(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """✅ Keep under a revised section: the buttons go, the revision stays."""
+        query = update.callback_query
+        assert query is not None and self.revisions is not None
+        user_id, chat_id = _ids(update)
+        try:
+            _, ids = keyboards.parse(query.data or "")
+            kept = await self.revisions.keep(user_id, ids[0])
+        except (ValueError, IndexError):
+            await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
+            return
+        except UserError as exc:
+            await query.answer(texts.alert(exc.message), show_alert=True)
+            return
+        await query.answer(texts.revision_kept(kept.number))
+        await self._drop_buttons(chat_id, query.message)
+
+    async def history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/history [n]: the versions of the article or of section n."""
+        number = _optional_number(update)
+        if number is _NOT_A_NUMBER or self.revisions is None:
+            await self._reply(update, texts.HISTORY_USAGE)
+            return
+        user_id, _ = _ids(update)
+        lines = await self.revisions.history(user_id, number)
+        await self._reply(update, texts.history(lines, number))
+
+    async def todo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/todo: the author's TODOs of the current draft, numbered."""
+        assert self.revisions is not None
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.todos(await self.revisions.todos(user_id)))
+
+    async def done(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/done <n>: tick TODO n."""
+        number = _int_argument(update)
+        if number is None or self.revisions is None:
+            await self._reply(update, texts.DONE_USAGE)
+            return
+        user_id, _ = _ids(update)
+        await self._reply(update, texts.todo_done(await self.revisions.done(user_id, number)))
+
+    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/status: per section notes, words, drafted, open TODOs and what is thin."""
+        assert self.revisions is not None
+        user_id, _ = _ids(update)
+        title, rows = await self.revisions.status(user_id)
+        await self._reply(update, texts.status(title, rows))
+
+    def wake_spoken(self) -> None:
+        """A spoken instruction was transcribed: revise (in the background) what is due."""
+        if self.revisions is None:
+            return
+        self._spoken_due = True
+        if self._spoken_task is None or self._spoken_task.done():
+            # The application's task: a stop lets it finish (bounded by the LLM timeout).
+            self._spoken_task = self._app.create_task(
+                self._spoken_loop(), name="spoken-instructions"
+            )
+
+    async def _spoken_loop(self) -> None:
+        while self._spoken_due:
+            self._spoken_due = False
+            try:
+                await self.run_spoken_instructions()
+            except Exception:
+                log.exception("Spoken instructions could not be revised; trying at the next one")
+
+    async def run_spoken_instructions(self) -> None:
+        """Revise every transcribed spoken instruction, each answered under its voice note."""
+        assert self.revisions is not None
+        while (claimed := await self.revisions.next_spoken()) is not None:
+            owner_id, note_id = claimed
+            outcome = await self.revisions.revise_spoken(owner_id, note_id)
+            if outcome is None:
+                continue
+            if isinstance(outcome, FailedInstruction):
+                text = (
+                    texts.revision_failed(outcome.message)
+                    if outcome.message
+                    else texts.REVISION_WENT_WRONG
+                )
+                await self.chat.send(outcome.chat_id, text, reply_to=outcome.reply_to)
+                continue
+            await self.chat.send(
+                outcome.chat_id, texts.spoken_revised(outcome), reply_to=outcome.reply_to
+            )
+            await self._show_section(owner_id, outcome.chat_id, outcome)
+
+    async def _replied_section(
+        self, message: Message, user_id: int, chat_id: int
+    ) -> SectionRef | None:
+        replied = message.reply_to_message
+        if replied is None or self.revisions is None:
+            return None
+        return await self.revisions.section_of_message(user_id, chat_id, replied.message_id)
+
+    async def _send_pieces(
+        self, chat_id: int, pieces: tuple[Piece, ...], markup: InlineKeyboardMarkup | None = None
+    ) -> list[tuple[int, int]]:
+        """Send a draft's pieces; (section id, message id) of every message showing a section.
+        `markup` goes under the last message."""
+        messages = [
+            (piece.section_id, html)
+            for piece in pieces
+            for html in markdown_to_messages(piece.markdown)
+        ]
+        shown: list[tuple[int, int]] = []
+        for index, (section_id, html) in enumerate(messages):
+            last = index == len(messages) - 1
+            sent = await self.chat.send(chat_id, html, reply_markup=markup if last else None)
+            if sent is not None and section_id is not None:
+                shown.append((section_id, sent.message_id))
+        return shown
+
+    async def _drop_buttons(self, chat_id: int, message: object) -> None:
+        if isinstance(message, Message):
+            with contextlib.suppress(TelegramError):
+                await self.chat.bot.edit_message_reply_markup(
+                    chat_id, message.message_id, reply_markup=None
+                )
 
     # helpers ---------------------------------------------------------------------------
     async def _reply(

@@ -22,6 +22,8 @@ PAGE = "pg"
 RETRY = "retry"
 AGAIN_IN = "again"  # again:<note id>:<index of the language in LANGUAGES>
 LANGUAGE_CODES = tuple(LANGUAGES)
+UNDO_REVISION = "rvundo"
+KEEP_REVISION = "rvkeep"
 LABEL_CHARS = 40
 
 
@@ -134,6 +136,18 @@ def move_targets(part_id: int, targets: Sequence[SectionInfo]) -> InlineKeyboard
                 )
             ]
             for s in targets
+        ]
+    )
+
+
+def revision(version_id: int) -> InlineKeyboardMarkup:
+    """Under a revised section: back to the text before, or keep it."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("↩️ Undo", callback_data=f"{UNDO_REVISION}:{version_id}"),
+                InlineKeyboardButton("✅ Keep", callback_data=f"{KEEP_REVISION}:{version_id}"),
+            ]
         ]
     )
 

@@ -13,6 +13,7 @@ from bot.domain import (
     SectionInfo,
 )
 from bot.drafting.markdown import stamp
+from bot.drafting.revisions import HistoryLine, Revised, SectionStatus, TodoItem
 from bot.drafting.service import DraftResult
 from bot.notes.lifecycle import FailureCode, NoteState
 from bot.notes.manage import AcceptedSection, FiledNote, Moved, SectionNotes, Undone
@@ -43,6 +44,11 @@ sources: material the draft cites and lists under “Sources”, apart from your
 /section <i>n</i> – make section n active
 /articles – your articles; /use <i>n</i> switches to article n
 /draft – draft the whole article; /draft <i>n</i> – only section n
+Reply to a section of the draft (typed or spoken) to revise it, or /revise <i>n</i> \
+<i>instruction</i>; the ↩️ Undo and ✅ Keep buttons come with the revised section
+/history [<i>n</i>] – the versions of the article or of section n
+/todo – the draft's TODOs; /done <i>n</i> ticks one
+/status – per section: notes, words, drafted, TODOs and what is still thin
 /export – the latest draft as a markdown file (a .zip with its images when it has figures); \
 /export html or /export docx – as a web page \
 or a Word file; /export notes – all transcripts
@@ -166,6 +172,8 @@ FAILURES = {
 
 
 def note_card(card: NoteCard) -> str:
+    if card.instruction_for is not None:
+        return instruction_card(card)
     where = f"<b>{card.section_number}. {escape(card.section_title)}</b>"
     started = (
         f"(You had no article, so I started “{escape(card.started_article)}”. "
@@ -375,6 +383,13 @@ def draft_summary(result: DraftResult) -> str:
     if reading:
         noun = "source is" if reading == 1 else "sources are"
         lines.append(f"⏳ {reading} {noun} still being read: only the link is in it so far.")
+    if result.revisions_reapplied:
+        count = result.revisions_reapplied
+        yours = "your revision" if count == 1 else f"your {count} revisions"
+        lines.append(
+            f"✏️ Applied {yours} again to the redrafted sections, in order (/history shows "
+            "them)."
+        )
     lines += draft_notices(result)
     return "\n".join(lines)
 
@@ -771,3 +786,126 @@ def file_too_big(size_bytes: int, limit_bytes: int) -> str:
 
 
 DRAFT_BUNDLE_CAPTION = "The latest draft with its images (.md and images/ in a .zip)."
+
+
+# revising the draft -----------------------------------------------------------------------
+REVISE_USAGE = (
+    "Send /revise <i>n</i> <i>instruction</i>, e.g. <code>/revise 2 make it shorter</code>, "
+    "or reply to a section of the draft with what to change."
+)
+HISTORY_USAGE = "Send /history for the whole article or /history <i>n</i> for section n."
+DONE_USAGE = "Send /done <i>n</i> with the number of a TODO from /todo."
+KEPT_SHORT = "Kept"
+UNDONE_SHORT = "Undone"
+CAUSES = {"draft": "drafted", "revision": "revised", "undo": "undone back"}
+
+
+def revising(number: int) -> str:
+    return f"✏️ Revising section {number}…"
+
+
+def revised(result: Revised) -> str:
+    where = f"<b>{result.section.number}. {escape(result.section.title)}</b>"
+    change = f" {escape(result.change)}" if result.change else ""
+    return (
+        f"✏️ Revised {where} (version {result.version_number}).{change}\n"
+        "Reply to it to change more; ↩️ Undo puts the previous text back."
+    )
+
+
+def spoken_revised(result: Revised) -> str:
+    heard = escape(shorten(result.instruction, 300))
+    return f"🎙 “{heard}”\n{revised(result)}"
+
+
+def revision_undone(result: Revised) -> str:
+    where = f"<b>{result.section.number}. {escape(result.section.title)}</b>"
+    return f"↩️ Undone: {where} has its previous text again (version {result.version_number})."
+
+
+def revision_kept(number: int) -> str:
+    return alert(f"Kept: section {number} stays as revised.")
+
+
+def revision_failed(message: str) -> str:
+    return f"⚠️ {escape(message)} The section is unchanged."
+
+
+REVISION_WENT_WRONG = (
+    "⚠️ Sorry, something went wrong while revising. The section is unchanged; please try again."
+)
+
+
+def history(lines: list[HistoryLine], number: int | None) -> str:
+    if not lines:
+        where = f"Section {number} has" if number is not None else "This article has"
+        return f"{where} no versions yet: send /draft first."
+    out = ["<b>Versions</b> (oldest first, UTC):"]
+    for line in lines:
+        cause = CAUSES.get(line.cause, line.cause)
+        detail = ""
+        if line.instruction:
+            detail = f": “{escape(shorten(line.instruction, 120))}”"
+        if line.undone:
+            detail += " (undone)"
+        current = " ← current" if line.current else ""
+        out.append(
+            f"{line.section_number}.{line.version_number} {stamp(line.created_at)} · {cause}"
+            f"{detail}{current}"
+        )
+    if number is None:
+        out.append("Section.version; /history <i>n</i> shows one section.")
+    return "\n".join(out)
+
+
+def todos(items: list[TodoItem]) -> str:
+    if not items:
+        return "No TODOs in the current draft."
+    lines = ["<b>TODOs</b> of the current draft:"]
+    for item in items:
+        box = "☑️" if item.done else "⬜"
+        lines.append(
+            f"{box} {item.number}. {escape(item.text)} "
+            f"(<i>{item.section_number}. {escape(item.section_title)}</i>)"
+        )
+    lines.append("/done <i>n</i> ticks one.")
+    return "\n".join(lines)
+
+
+def todo_done(item: TodoItem) -> str:
+    return f"☑️ Done: {escape(item.text)}. It stays ticked in later drafts."
+
+
+THIN = {
+    "no_notes": "no notes yet",
+    "no_draft": "notes but no draft: send /draft",
+    "stale": "the draft is older than its notes: send /draft",
+}
+
+
+def status(title: str, rows: list[SectionStatus]) -> str:
+    lines = [f"<b>{escape(title)}</b>: where each section stands"]
+    for row in rows:
+        drafted = f"drafted, {row.versions} version(s)" if row.drafted else "not drafted"
+        todo = f", {row.open_todos} open TODO(s)" if row.open_todos else ""
+        words = f"{row.words:,} word(s)"
+        line = (
+            f"{row.number}. {escape(row.title)} — {_notes(row.notes)}, {words}, {drafted}{todo}"
+        )
+        if row.thin:
+            line += f"\n   ⚠️ thin: {THIN[row.thin]}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def instruction_card(card: NoteCard) -> str:
+    """A voice note that replied to a section: an instruction, never filed as a note."""
+    assert card.instruction_for is not None
+    number, title = card.instruction_for
+    where = f"<b>{number}. {escape(title)}</b>"
+    if card.state == NoteState.FILED:
+        return f"🎙 Your instruction for {where}: “{escape(card.transcript)}”"
+    if card.state == NoteState.FAILED:
+        reason = FAILURES[card.failure] if card.failure else FAILURES[FailureCode.UNREADABLE]
+        return f"⚠️ {escape(reason)}"
+    return f"🎙 Got it: an instruction for {where}. Transcribing…"

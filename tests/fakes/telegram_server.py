@@ -565,13 +565,20 @@ class FakeTelegram:
         mime_type: str = "audio/ogg",
         caption: str | None = None,
         first_name: str = "Writer",
+        reply_to_message_id: int | None = None,
     ) -> JSONDict:
-        """Enqueue a voice message (optionally forwarded from another user)."""
+        """Enqueue a voice message (optionally forwarded from another user, or replying to a
+        message of the chat)."""
         with self._lock:
             voice = self._file_obj(file_id, file_size, duration=duration, mime_type=mime_type)
             content: JSONDict = {"voice": voice}
             if caption is not None:
                 content["caption"] = caption
+            if reply_to_message_id is not None:
+                cid = user_id if chat_id is None else chat_id
+                replied = self._bot_messages.get((cid, reply_to_message_id))
+                if replied is not None:
+                    content["reply_to_message"] = copy.deepcopy(replied)
             if forward_from is not None:
                 content["forward_origin"] = {
                     "type": "user",
