@@ -17,7 +17,9 @@ from bot.db.models import Note, SectionSuggestion
 from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteCard, SuggestedSection
 from bot.notes.lifecycle import FailureCode, NoteState
+from bot.notes.windows import stored_windows
 from bot.services.outbox import post_view, subject
+from bot.transcription.base import contiguous, stitch
 
 NOTE = "note"
 # Failures a second try may cure; the others are about the recording itself.
@@ -87,6 +89,10 @@ async def load_note_card(
         )
     ]
     started = context.get("started_article")
+    partial = ""
+    if note.state == NoteState.TRANSCRIBING:
+        # The windows done so far, from the first on: the transcript as it grows.
+        partial, _ = stitch(contiguous(await stored_windows(session, note.id)))
     return NoteCard(
         note_id=note.id,
         kind=note.kind,
@@ -98,6 +104,7 @@ async def load_note_card(
         caption=note.caption or "",
         failure=note.failure,
         progress=note.progress if note.state == NoteState.TRANSCRIBING else None,
+        partial=partial,
         suggestions=suggestions if note.state == NoteState.FILED else [],
         started_article=str(started) if started else None,
         imported=bool(context.get("imported")),

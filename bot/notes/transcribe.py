@@ -373,8 +373,14 @@ class WindowScheduler:
         return future
 
     def held(self, key: int) -> int:
+        """Slots note `key` holds now."""
         with self._lock:
             return self._held[key]
+
+    def waiting(self, key: int) -> int:
+        """Windows of note `key` waiting for a slot."""
+        with self._lock:
+            return sum(1 for w in self._waiting if w[1] == key)
 
     def _dispatch(self) -> None:
         while True:

@@ -1,0 +1,380 @@
+"""Long notes: windows transcribed in parallel on the worker slots, stitched back in order,
+shared fairly between writers, stopped by /cancel between windows, resumed after a crash
+without transcribing a stored window again, and shown on the card as the transcript grows.
+
+The fast tests use a windowed fake backend that goes through the bot's own windowed loop
+(bot/transcription/base.py); tests/test_long_audio.py runs the real whisper model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import Note, NotePart, NoteWindow
+from bot.domain import IncomingMedia, NoteCard, NoteKind
+from bot.notes.cards import load_note_card
+from bot.notes.intake import IntakeService
+from bot.notes.lifecycle import FailureCode, NoteState
+from bot.notes.queue import NoteQueue
+from bot.notes.transcribe import JobControl, TranscriptionJob, WindowScheduler
+from bot.notes.worker import TranscriptionWorker
+from bot.services.outline import OutlineService
+from bot.telegram import texts
+from bot.transcription.base import Span, WindowPlan
+from tests.conftest import FAST, eventually
+from tests.fakes.transcriber import FakeWindowedTranscriber
+
+Sessions = async_sessionmaker[AsyncSession]
+RATE = 100  # samples a second, for the window plan's arithmetic
+
+
+class ScriptedAudio:
+    """Downloads write the fake recording named by the file_id: one text per window."""
+
+    def __init__(self) -> None:
+        self.recordings: dict[str, list[str]] = {}
+        self.downloads = 0
+
+    async def download(self, file_id: str, destination: Path) -> None:
+        self.downloads += 1
+        FakeWindowedTranscriber.write_recording(destination, self.recordings[file_id])
+
+
+def texts_of(n: int, tag: str = "w") -> list[str]:
+    return [f"{tag.capitalize()} window {i} says {tag}{i}." for i in range(n)]
+
+
+async def voice(
+    sessions: Sessions, user: int, message_id: int, file_id: str, audio: ScriptedAudio
+) -> int:
+    """Queue a voice note of the recording `file_id` (as long as Telegram would say)."""
+    step = FakeWindowedTranscriber.WINDOW_S + FakeWindowedTranscriber.PAUSE_S
+    duration = int(step * len(audio.recordings[file_id]))
+    media = IncomingMedia(NoteKind.VOICE, file_id, None, duration, 1000)
+    return (await IntakeService(sessions).receive_media(user, user, message_id, media)).note_id
+
+
+async def stored(sessions: Sessions, note_id: int) -> Note:
+    async with sessions.begin() as session:
+        note = await session.get(Note, note_id)
+        assert note is not None
+        return note
+
+
+async def windows_stored(sessions: Sessions, note_id: int) -> int:
+    async with sessions.begin() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(NoteWindow).where(NoteWindow.note_id == note_id)
+        )
+        return int(count or 0)
+
+
+async def has_windows(sessions: Sessions, note_id: int, count: int) -> bool:
+    return await windows_stored(sessions, note_id) == count
+
+
+async def card(sessions: Sessions, note_id: int) -> NoteCard:
+    async with sessions.begin() as session:
+        view = await load_note_card(session, str(note_id), {})
+    assert isinstance(view, NoteCard)
+    return view
+
+
+def job_of(
+    sessions: Sessions,
+    fake: FakeWindowedTranscriber,
+    audio: ScriptedAudio,
+    tmp_path: Path,
+    *,
+    slots: int = 2,
+) -> tuple[NoteQueue, TranscriptionJob]:
+    queue = NoteQueue(sessions, FAST)
+    job = TranscriptionJob(
+        queue, fake, audio, tmp_path / "audio", FAST, sessions=sessions, slots=slots
+    )
+    return queue, job
+
+
+# The plan ------------------------------------------------------------------------------------
+
+
+def spans(*pairs: tuple[float, float]) -> list[Span]:
+    return [Span(int(a * RATE), int(b * RATE)) for a, b in pairs]
+
+
+def cut_all(found: Sequence[Span]) -> list[tuple[float, float]]:
+    plan = WindowPlan(RATE, min_speech_s=30, max_speech_s=60)
+    windows = [w for span in found for w in plan.add(span)] + plan.finish()
+    assert [s for w in windows for s in w] == list(found), "every span once, in order"
+    return [(w[0].start / RATE, w[-1].end / RATE) for w in windows]
+
+
+def test_windows_are_cut_at_the_longest_pause_between_30_and_60_s_of_speech() -> None:
+    # Ten-second spans; pauses of 1 s, except 3 s after 40 s of speech and 5 s after 70 s
+    # of speech (past the window's 60 s, so not a cut for the first window); the 50 s left
+    # after the first cut make one window.
+    found = spans(
+        (0, 10), (11, 21), (22, 32), (33, 43), (46, 56), (57, 67), (68, 78), (83, 93), (94, 104)
+    )
+    assert cut_all(found) == [(0, 43), (46, 104)]
+    # Speech without any pause is still cut within the window's bounds.
+    running = spans(*[(10 * i, 10 * i + 10) for i in range(13)])
+    windows = cut_all(running)
+    assert all(30 <= end - start <= 60 for start, end in windows[:-1]), windows
+
+
+# The scheduler -------------------------------------------------------------------------------
+
+
+def test_a_free_slot_goes_to_the_note_holding_the_fewest() -> None:
+    scheduler = WindowScheduler(2)
+    gates: dict[str, threading.Event] = {}
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> str:
+        with lock:
+            started.append(name)
+        gates.setdefault(name, threading.Event()).wait(10)
+        return name
+
+    for name in ("a0", "a1", "a2", "b0"):
+        gates[name] = threading.Event()
+    futures: list[Future[str]] = []
+    futures += [scheduler.submit(1, lambda n=n: work(n)) for n in ("a0", "a1", "a2")]
+    futures.append(scheduler.submit(2, lambda: work("b0")))
+
+    def wait_started(count: int) -> None:
+        for _ in range(1000):
+            with lock:
+                if len(started) >= count:
+                    return
+            threading.Event().wait(0.005)
+        raise AssertionError(started)
+
+    wait_started(2)
+    assert sorted(started) == ["a0", "a1"], "one note alone takes both slots"
+    gates["a0"].set()
+    wait_started(3)
+    # Note 1 still holds a slot and note 2 none: note 2's window goes first, though note 1's
+    # third window asked earlier.
+    assert started[2] == "b0"
+    for gate in gates.values():
+        gate.set()
+    assert sorted(f.result(10) for f in futures) == ["a0", "a1", "a2", "b0"]
+    assert started[3] == "a2"
+
+
+# The job -------------------------------------------------------------------------------------
+
+
+async def test_windows_run_side_by_side_and_are_stitched_in_order(
+    sqlite_sessions: Sessions, tmp_path: Path
+) -> None:
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["long"] = texts_of(5)
+    note_id = await voice(sqlite_sessions, 1, 1, "long", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path)
+    claim = await queue.claim("w")
+    assert claim is not None
+    run = asyncio.create_task(job.run(claim, JobControl()))
+    await eventually(lambda: len(fake.started) == 2)
+    # The later windows finish first: the transcript is still in the recording's order.
+    fake.release("note-1.audio", 1)
+    await eventually(lambda: len(fake.started) == 3)
+    for index in (4, 3, 2, 0):
+        fake.release("note-1.audio", index)
+    await asyncio.wait_for(run, 10)
+
+    assert fake.most_at_once == 2, "one note's windows on both slots"
+    note = await stored(sqlite_sessions, note_id)
+    assert note.state == NoteState.FILED
+    # A pause between windows is a paragraph break, as a pause inside one is.
+    assert note.transcript == "\n\n".join(texts_of(5))
+    assert sorted(c.index for c in fake.started) == [0, 1, 2, 3, 4], "each window once"
+    assert await windows_stored(sqlite_sessions, note_id) == 0, "forgotten once filed"
+
+
+async def test_the_card_shows_the_transcript_as_it_grows(
+    sqlite_sessions: Sessions, tmp_path: Path
+) -> None:
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["long"] = texts_of(4)
+    note_id = await voice(sqlite_sessions, 1, 1, "long", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path)
+    claim = await queue.claim("w")
+    assert claim is not None
+    run = asyncio.create_task(job.run(claim, JobControl()))
+    await eventually(lambda: len(fake.started) == 2)
+    fake.release("note-1.audio", 1)
+    await eventually(lambda: windows_stored(sqlite_sessions, note_id))
+    # Window 1 is done, window 0 is not: nothing is shown out of order.
+    assert (await card(sqlite_sessions, note_id)).partial == ""
+    fake.release("note-1.audio", 0)
+    await eventually(lambda: has_windows(sqlite_sessions, note_id, 2))
+    shown = await card(sqlite_sessions, note_id)
+    assert shown.partial == "\n\n".join(texts_of(2))
+    assert shown.progress is not None and 0 < shown.progress < 1
+    html = texts.note_card(shown)
+    assert html.startswith("🎙 Transcribing…") and "W window 1 says w1." in html
+    assert "w2" not in html
+    fake.open_all.set()
+    await asyncio.wait_for(run, 10)
+    final = await card(sqlite_sessions, note_id)
+    assert final.state == NoteState.FILED and final.partial == ""
+    assert texts.note_card(final).startswith("✅ Filed under <b>1. Notes</b>")
+
+
+async def test_two_writers_share_the_slots(sqlite_sessions: Sessions, tmp_path: Path) -> None:
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["first"] = texts_of(6, "a")
+    audio.recordings["second"] = texts_of(2, "b")
+    first = await voice(sqlite_sessions, 1, 1, "first", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path)
+    worker = TranscriptionWorker(queue, job, "w", slots=2, timing=FAST)
+    worker.start()
+    try:
+        await eventually(lambda: len(fake.started) == 2)
+        assert {c.recording for c in fake.started} == {f"note-{first}.audio"}
+        second = await voice(sqlite_sessions, 2, 1, "second", audio)
+        # The other writer's note is claimed by the free worker slot and waits for a window
+        # slot, behind the first note's next window.
+        await eventually(lambda: job._scheduler.waiting(second))
+        fake.release(f"note-{first}.audio", 0)
+        await eventually(lambda: len(fake.started) == 3)
+        assert fake.started[2].recording == f"note-{second}.audio", fake.started
+        fake.open_all.set()
+        for note_id in (first, second):
+            await eventually(lambda n=note_id: _state_is(sqlite_sessions, n, NoteState.FILED))
+        assert (await stored(sqlite_sessions, second)).transcript == "\n\n".join(
+            texts_of(2, "b")
+        )
+    finally:
+        fake.open_all.set()
+        await worker.stop()
+
+
+async def test_cancel_stops_a_long_note_between_windows(
+    sqlite_sessions: Sessions, tmp_path: Path
+) -> None:
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["long"] = texts_of(8)
+    note_id = await voice(sqlite_sessions, 1, 1, "long", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path, slots=1)
+    worker = TranscriptionWorker(queue, job, "w", slots=1, timing=FAST)
+    worker.start()
+    try:
+        await eventually(lambda: len(fake.started) == 1)
+        fake.release("note-1.audio", 0)
+        await eventually(lambda: windows_stored(sqlite_sessions, note_id))
+        assert await queue.request_cancel(1)
+        # The window in work lets go at the cancel; no window starts after it.
+        note = await eventually(
+            lambda: _state_is(sqlite_sessions, note_id, NoteState.FAILED), within=10
+        )
+        assert note.failure == FailureCode.CANCELLED
+        assert len(fake.started) <= 2, fake.started
+        assert "cancelled" in texts.note_card(await card(sqlite_sessions, note_id))
+    finally:
+        fake.open_all.set()
+        await worker.stop()
+
+
+async def _state_is(sessions: Sessions, note_id: int, state: NoteState) -> Note | None:
+    note = await stored(sessions, note_id)
+    return note if note.state == state else None
+
+
+async def test_a_note_taken_over_after_a_crash_reuses_its_windows(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["long"] = texts_of(5)
+    note_id = await voice(sessions, 1, 1, "long", audio)
+    queue, job = job_of(sessions, fake, audio, tmp_path)
+    dead = await queue.claim("dead")
+    assert dead is not None
+    control = JobControl()
+    run = asyncio.create_task(job.run(dead, control))
+    await eventually(lambda: len(fake.started) == 2)
+    fake.release("note-1.audio", 0)
+    fake.release("note-1.audio", 1)
+    await eventually(lambda: has_windows(sessions, note_id, 2))
+    # The worker "dies": its claim runs out and another worker takes the note over.
+    assert await queue.expire_claims_of("dead") == 1
+    alive = await queue.claim("alive")
+    assert alive is not None and alive.note_id == note_id
+    before = len(fake.started)
+    fake.open_all.set()
+    await asyncio.wait_for(job.run(alive, JobControl()), 10)
+    await asyncio.wait_for(run, 10)  # the dead worker's job touches nothing
+
+    note = await stored(sessions, note_id)
+    assert (note.state, note.crashes) == (NoteState.FILED, 1)
+    assert note.transcript == "\n\n".join(texts_of(5)), "nothing lost, nothing twice"
+    again = [c.index for c in fake.started[before:]]
+    assert 0 not in again and 1 not in again, f"stored windows transcribed again: {again}"
+    async with sessions.begin() as session:
+        parts = list(await session.scalars(select(NotePart).where(NotePart.note_id == note_id)))
+    assert [p.text for p in parts] == [note.transcript]
+
+
+async def test_windows_of_another_request_are_not_reused(
+    sqlite_sessions: Sessions, tmp_path: Path
+) -> None:
+    """A note queued again in another language starts afresh."""
+    fake = FakeWindowedTranscriber(gated=True)
+    audio = ScriptedAudio()
+    audio.recordings["long"] = texts_of(3)
+    note_id = await voice(sqlite_sessions, 1, 1, "long", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path)
+    first = await queue.claim("one")
+    assert first is not None
+    run = asyncio.create_task(job.run(first, JobControl()))
+    await eventually(lambda: len(fake.started) == 2)
+    fake.release("note-1.audio", 0)
+    await eventually(lambda: has_windows(sqlite_sessions, note_id, 1))
+    await queue.expire_claims_of("one")
+    second = await queue.claim("two")
+    assert second is not None
+    fake.open_all.set()
+    await asyncio.wait_for(run, 10)
+    other = type(second)(**{**second.__dict__, "language": "ru"})
+    await asyncio.wait_for(job.run(other, JobControl()), 10)
+    assert [c.index for c in fake.started].count(0) == 2
+
+
+async def test_a_title_spoken_at_a_windows_edge_is_found(
+    sqlite_sessions: Sessions, tmp_path: Path
+) -> None:
+    outline = OutlineService(sqlite_sessions)
+    await outline.new_article(1, 1, "Skills")
+    await outline.set_outline(1, 1, ["Where it starts", "The key skill gaps to close"])
+    fake = FakeWindowedTranscriber()
+    audio = ScriptedAudio()
+    audio.recordings["long"] = [
+        "So that is where it starts for me.",
+        "Next. The key skill gaps to close. The first gap is testing.",
+    ]
+    note_id = await voice(sqlite_sessions, 1, 1, "long", audio)
+    queue, job = job_of(sqlite_sessions, fake, audio, tmp_path)
+    claim = await queue.claim("w")
+    assert claim is not None
+    await job.run(claim, JobControl())
+    shown = await card(sqlite_sessions, note_id)
+    assert [(p.section_number, p.text) for p in shown.parts] == [
+        (1, "So that is where it starts for me."),
+        (2, "The first gap is testing."),
+    ]
