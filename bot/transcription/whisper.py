@@ -338,7 +338,7 @@ class WhisperTranscriber:
             [{"start": span.start, "end": span.end} for span in window.spans], SAMPLE_RATE
         )
         log.info(
-            "Decoding window %d: %.1f s of speech (%.1f-%.1f s)",
+            "Decoding window %d: %.1f s of speech (of %.1f-%.1f s recorded)",
             window.index,
             window.speech_seconds,
             window.start,
