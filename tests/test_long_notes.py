@@ -3,12 +3,17 @@ shared fairly between writers, stopped by /cancel between windows, resumed after
 without transcribing a stored window again, and shown on the card as the transcript grows.
 
 The fast tests use a windowed fake backend that goes through the bot's own windowed loop
-(bot/transcription/base.py); tests/test_long_audio.py runs the real whisper model.
+(bot/transcription/base.py); the last tests run the real whisper model (tiny.en) on long
+recordings made from the fixtures (tests/long_audio.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -28,8 +33,11 @@ from bot.notes.worker import TranscriptionWorker
 from bot.services.outline import OutlineService
 from bot.telegram import texts
 from bot.transcription.base import Span, WindowPlan
-from tests.conftest import FAST, eventually
+from bot.transcription.whisper import WhisperTranscriber
+from tests.conftest import AUDIO, FAST, eventually
 from tests.fakes.transcriber import FakeWindowedTranscriber
+from tests.long_audio import RATE as RATE_HZ
+from tests.long_audio import ROOT, long_recording, samples_of, silence, write_audio
 
 Sessions = async_sessionmaker[AsyncSession]
 RATE = 100  # samples a second, for the window plan's arithmetic
@@ -256,9 +264,7 @@ async def test_two_writers_share_the_slots(sqlite_sessions: Sessions, tmp_path: 
         fake.open_all.set()
         for note_id in (first, second):
             await eventually(lambda n=note_id: _state_is(sqlite_sessions, n, NoteState.FILED))
-        assert (await stored(sqlite_sessions, second)).transcript == "\n\n".join(
-            texts_of(2, "b")
-        )
+        assert (await stored(sqlite_sessions, second)).transcript == "\n\n".join(texts_of(2, "b"))
     finally:
         fake.open_all.set()
         await worker.stop()
@@ -378,3 +384,113 @@ async def test_a_title_spoken_at_a_windows_edge_is_found(
         (1, "So that is where it starts for me."),
         (2, "The first gap is testing."),
     ]
+
+
+# Real whisper (tiny.en) --------------------------------------------------------------------
+
+LIBRARY = "long_speech.ogg"
+
+
+class FileAudio:
+    """Downloads copy the file named by the file_id."""
+
+    async def download(self, file_id: str, destination: Path) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(Path(file_id).read_bytes())  # noqa: ASYNC240
+
+
+def edge_recording(path: Path) -> float:
+    """52 s of the library note, then sections_spoken.ogg cut after "Next. Meeting times." (at
+    5.1 s) by a 3 s pause: past 60 s of speech, so the window is cut at that pause; the first
+    window ends on the spoken title, and what it heads is all in the second window."""
+    said, spoken = samples_of(LIBRARY), samples_of("sections_spoken.ogg")
+    split = int(5.1 * RATE_HZ)
+    return write_audio(path, [said[: 52 * RATE_HZ], spoken[:split], silence(3.0), spoken[split:]])
+
+
+async def test_whisper_finds_a_title_at_a_windows_edge(
+    sqlite_sessions: Sessions, tmp_path: Path, whisper: WhisperTranscriber
+) -> None:
+    recording = tmp_path / "edge.wav"
+    seconds = edge_recording(recording)
+    cut = [(w.start, w.end) for w in whisper.windows(recording)]
+    assert len(cut) == 2 and 57 <= cut[1][0] <= 61, cut  # cut right after the title
+
+    outline = OutlineService(sqlite_sessions)
+    await outline.new_article(1, 1, "Libraries")
+    await outline.set_outline(1, 1, ["Libraries", "Meeting times", "Snacks and drinks"])
+    media = IncomingMedia(NoteKind.VOICE, str(recording), None, int(seconds), 1000)
+    note_id = (await IntakeService(sqlite_sessions).receive_media(1, 1, 1, media)).note_id
+    queue = NoteQueue(sqlite_sessions, FAST)
+    job = TranscriptionJob(
+        queue, whisper, FileAudio(), tmp_path / "audio", FAST, sessions=sqlite_sessions, slots=2
+    )
+    claim = await queue.claim("w")
+    assert claim is not None
+    await job.run(claim, JobControl())
+    shown = await card(sqlite_sessions, note_id)
+    assert shown.state == NoteState.FILED, shown
+    assert [p.section_number for p in shown.parts] == [1, 2, 3], shown.parts
+    assert "librar" in shown.parts[0].text.lower()
+    assert "reading list" in shown.parts[0].text.lower()
+    assert "thursday" in shown.parts[1].text.lower()
+    assert "share" in shown.parts[2].text.lower()
+
+
+def _whole_file(model: object, path: Path) -> str:
+    """Bare faster-whisper on the whole file, with the bot's options (the "before")."""
+    segments, _ = model.transcribe(  # type: ignore[attr-defined]
+        str(path), beam_size=5, vad_filter=True, condition_on_previous_text=False
+    )
+    return " ".join(s.text.strip() for s in segments)
+
+
+def test_windows_transcribe_as_well_as_the_whole_file(
+    whisper: WhisperTranscriber, tmp_path: Path, tiny_model_path: str
+) -> None:
+    from faster_whisper import WhisperModel
+
+    from tests.speech_metrics import word_error_rate
+
+    library = (AUDIO / "long_speech.txt").read_text().strip()
+    twice = tmp_path / "twice.wav"
+    write_audio(twice, [samples_of(LIBRARY), silence(4.0), samples_of(LIBRARY)])
+    cases = [
+        (AUDIO / f"{name}.ogg", (AUDIO / f"{name}.txt").read_text().strip())
+        for name in ("book_club", "pipelines", "sections_spoken", "long_speech")
+    ]
+    cases.append((twice, f"{library} {library}"))
+    bare = WhisperModel(tiny_model_path, device="cpu", compute_type="int8", cpu_threads=2)
+    windowed_errors, whole_errors = [], []
+    for path, spoken in cases:
+        windowed_errors.append(word_error_rate(spoken, whisper.transcribe(path).text))
+        whole_errors.append(word_error_rate(spoken, _whole_file(bare, path)))
+    windowed = sum(windowed_errors) / len(cases)
+    whole = sum(whole_errors) / len(cases)
+    print(
+        f"WER windowed {windowed:.3f} vs whole file {whole:.3f}: {windowed_errors} {whole_errors}"
+    )
+    assert windowed <= whole + 0.01, (windowed_errors, whole_errors)
+
+
+def test_a_40_minute_note_stays_within_150_mb_of_rest(tmp_path: Path, tiny_model_path: str) -> None:
+    """Measured in a process of its own (tests/long_audio.py): the model loaded and warmed up
+    is the rest; the peak is the high-water mark while the windows run on two slots."""
+    recording = tmp_path / "forty.wav"
+    seconds = long_recording(recording, 40)
+    assert seconds == 2400
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "long_audio.py"), tiny_model_path, str(recording)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    print(figures)
+    assert abs(figures["duration_s"] - 2400) < 1
+    assert figures["windows"] >= 8 and figures["words"] > 8 * 150, figures  # all of it said
+    assert figures["growth_mb"] <= 150, figures

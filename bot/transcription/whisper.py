@@ -152,6 +152,7 @@ class WhisperTranscriber:
         writer's likely languages (WHISPER_LANGUAGES), the only ones detection picks from."""
         from faster_whisper import WhisperModel
 
+        _return_big_buffers_to_the_os()
         log.info(
             "Loading whisper model %s on %s (%s, %d worker(s) x %s thread(s))",
             model,
@@ -542,3 +543,26 @@ def _quietest(speech: Any) -> int:
         return min(len(speech), MAX_SPAN_SAMPLES)
     energy = np.square(region[: frames * frame].reshape(frames, frame)).mean(axis=1)
     return MIN_SPAN_SAMPLES + int(np.argmin(energy)) * frame + frame // 2
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """Have glibc hand every buffer over 128 KB straight back to the OS when it is freed.
+
+    By default glibc raises that threshold to the size of the largest buffer freed so far, so
+    after the first window a window's transient buffers (its features, about 60 MB for 60 s
+    of speech) stay in the heap of whichever thread made them, and the process grows by a
+    window's worth per worker thread (bench/long_notes.py measures it). No-op elsewhere.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    m_mmap_threshold = -3
+    mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(128 * 1024))
