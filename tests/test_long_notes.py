@@ -38,6 +38,7 @@ from tests.conftest import AUDIO, FAST, eventually
 from tests.fakes.transcriber import FakeWindowedTranscriber
 from tests.long_audio import RATE as RATE_HZ
 from tests.long_audio import ROOT, long_recording, samples_of, silence, write_audio
+from tests.processes import BotLauncher
 
 Sessions = async_sessionmaker[AsyncSession]
 RATE = 100  # samples a second, for the window plan's arithmetic
@@ -494,3 +495,56 @@ def test_a_40_minute_note_stays_within_150_mb_of_rest(tmp_path: Path, tiny_model
     assert abs(figures["duration_s"] - 2400) < 1
     assert figures["windows"] >= 8 and figures["words"] > 8 * 150, figures  # all of it said
     assert figures["growth_mb"] <= 150, figures
+
+
+def test_kill_9_mid_note_resumes_without_repeating_or_losing_windows(
+    bots: BotLauncher, tmp_path: Path
+) -> None:
+    """The real `python -m bot`: killed once some windows of a long note are stored, it
+    transcribes only the others after the restart, and files the whole note once."""
+    import re
+    import signal
+
+    from tests.processes import message_calls
+
+    recording = tmp_path / "three.wav"
+    said = samples_of(LIBRARY)
+    seconds = write_audio(recording, [said, silence(3.0), said, silence(3.0), said])
+    server = bots.server
+    writer = 1001
+    first = bots.start()
+    data = recording.read_bytes()
+    update = server.send_voice(
+        writer, server.add_file(data), duration=int(seconds), file_size=len(data)
+    )
+    message_id = int(update["message"]["message_id"])
+
+    def windows_done() -> list[int] | None:
+        rows = bots.query("SELECT position FROM note_windows ORDER BY position")
+        return [r[0] for r in rows] if rows else None
+
+    before = bots.wait_for(first, windows_done, "a stored window", 180)
+    first.signal(signal.SIGKILL)
+    assert first.wait_exit(10) == -signal.SIGKILL
+    before = windows_done() or []  # what the killed process had stored, in the end
+    assert bots.state_of(writer, message_id) == "transcribing"
+
+    second = bots.start()
+
+    def filed() -> str | None:
+        rows = bots.query("SELECT state, transcript FROM notes")
+        return rows[0][1] if rows and rows[0][0] == "filed" else None
+
+    transcript = bots.wait_for(second, filed, "the note filed after the restart", 300)
+    log = second.log()
+    again = {int(n) for n in re.findall(r"Decoding window (\d+):", log)}
+    assert f"reusing {len(before)} window(s)" in log, log[-3000:]
+    assert not again & set(before), f"stored windows {before} transcribed again: {again}"
+    assert again, "the rest was transcribed after the restart"
+    # Nothing lost: the library note is in it three times, beginning to end.
+    assert transcript.lower().count("small town libraries") == 3, transcript
+    assert transcript.lower().count("keep it short and simple") == 3, transcript
+    assert bots.query("SELECT count(*) FROM note_windows") == [(0,)]
+    filed_calls = message_calls(server, writer, "Filed under")
+    assert len({c.params.get("message_id") for c in filed_calls}) == 1
+    assert second.stop() == 0

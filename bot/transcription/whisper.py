@@ -171,6 +171,9 @@ class WhisperTranscriber:
             num_workers=workers,
             download_root=str(download_root) if download_root else None,
         )
+        # Windows run side by side, but their features (about 60 MB for a 60 s window, for
+        # a moment) are computed one window at a time: the peak stays one window's worth.
+        self._model.feature_extractor = _OneAtATime(self._model.feature_extractor)
         self._workers = workers
         self._beam_size = beam_size
         self._multilingual = bool(self._model.model.is_multilingual)
@@ -566,3 +569,19 @@ def _return_big_buffers_to_the_os() -> None:
         return  # not glibc
     m_mmap_threshold = -3
     mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(128 * 1024))
+
+
+class _OneAtATime:
+    """A callable (faster-whisper's feature extractor) called by one thread at a time; its
+    attributes as they are."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._wrapped(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
