@@ -116,7 +116,7 @@ def measure(model: str, audio: Path, slots: int) -> dict[str, float]:
         audio,
         on_window=lambda w: windows.append(w.index),
         submit=lambda work: scheduler.submit(1, work),
-        ahead=slots + 1,
+        ahead=slots,
     )
     peak = _status_mb("VmHWM")
     return {

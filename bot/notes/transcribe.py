@@ -207,9 +207,9 @@ class TranscriptionJob:
             known=known,
             on_window=keeper,
             submit=partial(self._scheduler.submit, claim.note_id),
-            # Decoded ahead of the slots by one window: a slot never waits for the decoder,
-            # and memory holds a few windows of speech at most.
-            ahead=self._scheduler.slots + 1,
+            # As many windows decoded and not done as there are slots: memory holds that
+            # many windows of speech at most, whatever the recording's length.
+            ahead=self._scheduler.slots,
         )
 
     async def _ensure_audio(self, claim: Claim) -> Path | None:
@@ -329,15 +329,19 @@ class WindowKeeper:
         self._done = dict(known)
         self._show = show
         self._interval = interval_s
-        self._last = time.monotonic()
+        self._last = float("-inf")  # the first words are shown as soon as they are there
+        self._shown = len(contiguous(self._done))
 
     def __call__(self, window: WindowTranscript) -> None:
         self._done[window.index] = window
         now = time.monotonic()
-        show = self._show and now - self._last >= self._interval
-        if show:
-            self._last = now
         shown = contiguous(self._done)
+        # Only when the text shown grows (a window done after a gap shows nothing new), at
+        # most every `interval_s` (Telegram's edit limits).
+        grew = len(shown) > self._shown
+        show = self._show and grew and now - self._last >= self._interval
+        if show:
+            self._last, self._shown = now, len(shown)
         share = shown[-1].end / self._claim.duration if shown and self._claim.duration else None
         stored = asyncio.run_coroutine_threadsafe(
             self._queue.store_window(self._claim, self._request, window, share=share, show=show),

@@ -33,6 +33,7 @@ class _DaemonThread(threading.Thread):
             try:
                 job()
             finally:
+                del job  # what it holds (a window's audio) is not kept while the thread idles
                 _finished(self)
 
 
