@@ -98,7 +98,7 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def measure(model: str, audio: Path, slots: int) -> dict[str, float]:
+def measure(model: str, audio: Path, slots: int, *, settled: bool = True) -> dict[str, float]:
     """Transcribe `audio` as the bot's job does (windows on `slots` worker slots, fairly
     scheduled); the memory figures and what came out."""
     from bot.notes.transcribe import WindowScheduler
@@ -107,9 +107,17 @@ def measure(model: str, audio: Path, slots: int) -> dict[str, float]:
 
     whisper = WhisperTranscriber(model, beam_size=5, cpu_threads=1, workers=slots)
     whisper.warm_up()
+    scheduler = WindowScheduler(slots)
+    if settled:
+        # A bot at rest has transcribed notes before: a short one on every slot at once.
+        futures = [
+            scheduler.submit(n, lambda: whisper.transcribe(AUDIO / "pipelines.ogg"))
+            for n in range(slots)
+        ]
+        for future in futures:
+            future.result()
     rest = _status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS now
-    scheduler = WindowScheduler(slots)
     windows: list[int] = []
     transcript = transcribe_in_windows(
         whisper,

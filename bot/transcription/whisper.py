@@ -171,9 +171,13 @@ class WhisperTranscriber:
             num_workers=workers,
             download_root=str(download_root) if download_root else None,
         )
-        # Windows run side by side, but their features (about 60 MB for a 60 s window, for
-        # a moment) are computed one window at a time: the peak stays one window's worth.
-        self._model.feature_extractor = _OneAtATime(self._model.feature_extractor)
+        # Windows run side by side, but the two steps with big transient buffers run one
+        # window at a time: the features (about 60 MB for 60 s of speech) and the encoder
+        # (its attention over a 30 s chunk, about 50 MB with tiny). They are quick next to
+        # the beam search, which still runs in parallel; the peak stays one window's worth.
+        heavy = threading.Lock()
+        self._model.feature_extractor = _OneAtATime(self._model.feature_extractor, heavy)
+        self._model.encode = _OneAtATime(self._model.encode, heavy)
         self._workers = workers
         self._beam_size = beam_size
         self._multilingual = bool(self._model.model.is_multilingual)
@@ -216,9 +220,12 @@ class WhisperTranscriber:
             for _ in segments:
                 pass
 
-        from faster_whisper.vad import get_vad_model
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        get_vad_model()  # loaded once and cached: every note runs voice activity detection
+        # Voice activity detection runs on every block of every note: loaded once (cached)
+        # and run once on a block's worth, so its first allocations are paid now too.
+        block = np.tile(audio, int(DECODE_BLOCK_SECONDS))
+        get_speech_timestamps(block, VadOptions())
         threads = [threading.Thread(target=once, daemon=True) for _ in range(self._workers)]
         for thread in threads:
             thread.start()
@@ -572,12 +579,12 @@ def _return_big_buffers_to_the_os() -> None:
 
 
 class _OneAtATime:
-    """A callable (faster-whisper's feature extractor) called by one thread at a time; its
-    attributes as they are."""
+    """A callable (faster-whisper's feature extractor, the model's encoder) called by one
+    thread at a time, under `lock`; its attributes as they are."""
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: Any, lock: threading.Lock) -> None:
         self._wrapped = wrapped
-        self._lock = threading.Lock()
+        self._lock = lock
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
