@@ -35,6 +35,7 @@ from bot.telegram import texts
 from bot.transcription.base import Span, WindowPlan
 from bot.transcription.whisper import WhisperTranscriber
 from tests.conftest import AUDIO, FAST, eventually
+from tests.fakes.telegram_server import FakeTelegram
 from tests.fakes.transcriber import FakeWindowedTranscriber
 from tests.long_audio import RATE as RATE_HZ
 from tests.long_audio import ROOT, long_recording, samples_of, silence, write_audio
@@ -548,3 +549,38 @@ def test_kill_9_mid_note_resumes_without_repeating_or_losing_windows(
     filed_calls = message_calls(server, writer, "Filed under")
     assert len({c.params.get("message_id") for c in filed_calls}) == 1
     assert second.stop() == 0
+
+
+async def test_the_chat_sees_the_transcript_grow_and_long_text_continue(
+    telegram: FakeTelegram, tmp_path: Path, tiny_model_path: str
+) -> None:
+    """The real bot and the fake Bot API: the acknowledgement is edited with the text so far
+    as windows finish, and a transcript over one message continues in a second one."""
+    from bot.app import build_bot, running
+    from bot.db.migrate import upgrade_to_head
+    from tests.conftest import bot_settings
+
+    fake = FakeWindowedTranscriber(gated=True)
+    windows = [f"Window {i} begins. " + "All of this is spoken words. " * 25 for i in range(8)]
+    settings = bot_settings(tmp_path, telegram, tiny_model_path, whisper_workers=2)
+    upgrade_to_head(settings.database_url)
+    data = json.dumps(windows).encode()
+    async with running(build_bot(settings, fake, timing=FAST)):
+        update = telegram.send_voice(1001, telegram.add_file(data), duration=8 * 42)
+        message_id = int(update["message"]["message_id"])
+        ack = await telegram.wait_for(lambda: telegram.reply_to(1001, message_id))
+        await eventually(lambda: len(fake.started) == 2)
+        fake.release(fake.started[0].recording, 0)
+        so_far = await telegram.wait_for_text(1001, "So far", timeout=20)
+        assert so_far.message_id == ack.message_id
+        assert "Window 0 begins." in so_far.text and "Window 1" not in so_far.text
+        fake.open_all.set()
+        await telegram.wait_for_text(1001, "Filed under", timeout=30)
+        shown = [m for m in telegram.sent_messages(1001) if m.message_id >= ack.message_id]
+        # The acknowledgement and a continuation: the whole transcript, in order.
+        assert len(shown) == 2, [m.text[:40] for m in shown]
+        assert all(len(m.text) <= 4096 for m in shown)
+        text = "".join(m.text for m in shown)
+        assert [text.index(f"Window {i} begins.") for i in range(8)] == sorted(
+            text.index(f"Window {i} begins.") for i in range(8)
+        )
