@@ -39,12 +39,18 @@ from tests.long_audio import long_recording, samples_of, silence, write_audio  #
 
 
 def ten_minutes(path: Path, minutes: float) -> float:
+    """`minutes` of continuous speech: long_speech.ogg over and over, 3 s pauses between."""
     said = samples_of("long_speech.ogg")
     pieces: list[Any] = []
-    seconds = 0.0
-    while seconds < minutes * 60:
-        pieces += [said, silence(3.0)]
-        seconds += len(said) / 16_000 + 3.0
+    left = int(minutes * 60 * 16_000)
+    while left > 0:
+        piece = said[:left]
+        pieces.append(piece)
+        left -= len(piece)
+        if left > 0:
+            pause = silence(3.0)[:left]
+            pieces.append(pause)
+            left -= len(pause)
     return write_audio(path, pieces)
 
 
