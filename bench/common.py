@@ -118,11 +118,12 @@ class Pipeline:
     whisper_prompt: str
     _message_id: int = 0
 
-    async def new_note(self, path: Path, owner: int = 1001) -> int:
-        """A voice note stored as the bot stores one (queued, with its acknowledgement)."""
+    async def new_note(self, path: Path, owner: int = 1001, duration: int | None = None) -> int:
+        """A voice note stored as the bot stores one (queued, with its acknowledgement);
+        `duration`: what Telegram would say it lasts."""
         self._message_id += 1
         size = path.stat().st_size  # noqa: ASYNC240 - a local stat, setup only
-        media = IncomingMedia(NoteKind.VOICE, str(path), None, None, size)
+        media = IncomingMedia(NoteKind.VOICE, str(path), None, duration, size)
         result = await self.intake.receive_media(owner, owner, self._message_id, media)
         return int(result.note_id)
 
@@ -135,6 +136,13 @@ class Pipeline:
         await self.job.run(claim, JobControl())
         return int(claim.note_id)
 
+    async def transcript_words(self, note_id: int) -> int:
+        from bot.db.models import Note
+
+        async with self.sessions.begin() as session:
+            note = await session.get(Note, note_id)
+            return len((note.transcript or "").split()) if note is not None else 0
+
     async def filed(self, note_id: int) -> bool:
         from bot.db.models import Note
         from bot.notes.lifecycle import NoteState
@@ -145,8 +153,11 @@ class Pipeline:
 
 
 @contextlib.asynccontextmanager
-async def pipeline(transcriber: Any, data_dir: Path | None = None) -> AsyncIterator[Pipeline]:
-    """The queue and the transcription job with a real SQLite database and an outline."""
+async def pipeline(
+    transcriber: Any, data_dir: Path | None = None, slots: int = 1
+) -> AsyncIterator[Pipeline]:
+    """The queue and the transcription job with a real SQLite database and an outline;
+    `slots`: the worker slots a note's windows run on."""
     import tempfile
 
     from bot.db.migrate import upgrade_to_head
@@ -169,7 +180,7 @@ async def pipeline(transcriber: Any, data_dir: Path | None = None) -> AsyncItera
         timing = Timing()
         queue = NoteQueue(sessions, timing)
         job = TranscriptionJob(
-            queue, transcriber, LocalAudio(), base / "audio", timing, sessions=sessions
+            queue, transcriber, LocalAudio(), base / "audio", timing, sessions=sessions, slots=slots
         )
         (base / "audio").mkdir(exist_ok=True)
         try:

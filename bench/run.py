@@ -349,6 +349,61 @@ def memory(notes: int) -> list[Row]:
     ]
 
 
+# -- 6, 7. long notes ------------------------------------------------------------------------
+
+
+def _long_notes(*args: str) -> dict[str, Any]:
+    """bench/long_notes.py in a process of its own (its memory counts alone); its JSON."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "long_notes.py"), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def long_note_speed() -> list[Row]:
+    """One 10-minute note through the job (its windows on the worker slots) against bare
+    faster-whisper on the same file, model and options in its fastest thread setting."""
+    f = _long_notes("speed")
+    bare = f"bare {f['bare_whole_s']:.1f} s with {f['bare_threads']} thread(s)"
+    whole = f["whole_s"] / f["bare_whole_s"]
+    first = f["first_words_s"] / f["bare_whole_s"]
+    return [
+        Row(
+            f"6. One {f['audio_s'] / 60:.0f}-minute note: whole transcript vs bare faster-whisper",
+            "≤ 0.75×",
+            f"{whole:.2f}× ({f['whole_s']:.1f} s vs {bare}; {f['words']} words)",
+            whole <= 0.75,
+        ),
+        Row(
+            "6. The same note: first words on the card vs bare faster-whisper's whole transcript",
+            "≤ 0.25×",
+            f"{first:.2f}× ({f['first_words_s']:.1f} s vs {f['bare_whole_s']:.1f} s; bare's "
+            f"first segment after {f['bare_first_s']:.1f} s)",
+            first <= 0.25,
+        ),
+    ]
+
+
+def long_note_memory() -> list[Row]:
+    rows = []
+    for minutes in (1, 10, 40):
+        f = _long_notes("memory", str(minutes))
+        rows.append(
+            Row(
+                f"7. Peak memory during one {minutes}-minute note, above rest ({f['windows']} "
+                "windows on the worker slots; speech every 5 minutes, pauses between)",
+                "≤ 150 MB" if minutes == 40 else "—",
+                f"+{f['growth_mb']:.0f} MB ({f['rest_mb']:.0f} → {f['peak_mb']:.0f} MB)",
+                f["growth_mb"] <= 150 if minutes == 40 else None,
+            )
+        )
+    return rows
+
+
 async def main_async(args: argparse.Namespace) -> list[Row]:
     settings = bench_settings()
     workers, threads = settings.whisper_parallelism
@@ -363,17 +418,21 @@ async def main_async(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
-        step("1/5 pipeline vs bare")
+        step("1/7 pipeline vs bare")
         row, bare_medians = await pipeline_vs_bare(transcriber, args.runs)
         rows.append(row)
-        step("2/5 responsiveness")
+        step("2/7 responsiveness")
         rows += await responsiveness(transcriber, workers, tmp)
-        step("3/5 burst")
+        step("3/7 burst")
         rows += await burst(transcriber, workers, bare_medians, tmp, BURST_ROUNDS)
-        step("4/5 draft cost")
+        step("4/7 draft cost")
         rows.append(await draft_cost(tmp))
-    step("5/5 memory")
+    step("5/7 memory")
     rows += memory(args.notes)
+    step("6/7 a long note")
+    rows += long_note_speed()
+    step("7/7 memory of long notes")
+    rows += long_note_memory()
     return rows
 
 

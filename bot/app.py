@@ -187,6 +187,7 @@ def _transcription(
     name: str,
 ) -> tuple[TranscriptionWorker, LLMRouter | None]:
     router = build_router(settings, sessions)
+    slots = settings.whisper_parallelism[0]  # notes this process transcribes at once
     job = TranscriptionJob(
         queue,
         transcriber,
@@ -195,8 +196,8 @@ def _transcription(
         timing,
         sessions=sessions,
         router=router,
+        slots=slots,  # the windows of its notes, shared fairly
     )
-    slots = settings.whisper_parallelism[0]  # notes this process transcribes at once
     return TranscriptionWorker(queue, job, name, slots=slots, timing=timing), router
 
 

@@ -118,6 +118,7 @@ class NoteCard:
     caption: str = ""  # what the writer typed under the recording
     failure: FailureCode | None = None
     progress: float | None = None  # share transcribed so far
+    partial: str = ""  # a long recording in work: its transcript so far
     suggestions: list[SuggestedSection] = field(default_factory=list)
     # Context for the wording: the note made the bot start a default article with this
     # title; the note is an imported transcript; it was deleted before it was transcribed.

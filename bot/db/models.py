@@ -201,6 +201,33 @@ class NotePart(Base):
     note: Mapped[Note] = relationship(back_populates="parts")
 
 
+class NoteWindow(Base):
+    """One transcribed window of a recording in work (bot/transcription/base.py), kept until
+    the note is filed: a note taken up again after a crash reuses the windows it had.
+
+    `request`: what the windows were transcribed with (language, vocabulary); a note queued
+    again with other settings starts afresh.
+    """
+
+    __tablename__ = "note_windows"
+    __table_args__ = (
+        UniqueConstraint("note_id", "position", name="uq_note_windows_position"),
+        _NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("notes.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    request: Mapped[str] = mapped_column(String(64))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    speech_s: Mapped[float] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(16))
+    language_unsure: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    vocabulary_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    segments: Mapped[str] = mapped_column(Text)  # JSON: [[start, end, text], ...]
+
+
 class SectionSuggestion(Base):
     """A heading the writer spoke that is not in the outline yet, offered as a new section."""
 
@@ -450,9 +477,7 @@ class TelegraphPage(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("telegraph_accounts.id", ondelete="CASCADE")
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("telegraph_accounts.id", ondelete="CASCADE"))
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), index=True
     )

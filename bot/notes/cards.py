@@ -19,7 +19,9 @@ from bot.db.repository import Repository
 from bot.domain import FiledPart, NoteCard, SuggestedSection
 from bot.notes.lifecycle import FailureCode, NoteState
 from bot.notes.vocabulary import AUTO, LANGUAGES
+from bot.notes.windows import stored_windows
 from bot.services.outbox import post_view, subject
+from bot.transcription.base import contiguous, stitch
 
 NOTE = "note"
 # Failures a second try may cure; the others are about the recording itself.
@@ -102,6 +104,10 @@ async def load_note_card(
     started = context.get("started_article")
     instruction = await repo.revisions.instruction(note.id)
     instruction_for = numbers.get(instruction.section_id) if instruction is not None else None
+    partial = ""
+    if note.state == NoteState.TRANSCRIBING:
+        # The windows done so far, from the first on: the transcript as it grows.
+        partial, _ = stitch(contiguous(await stored_windows(session, note.id)))
     return NoteCard(
         note_id=note.id,
         kind=note.kind,
@@ -113,6 +119,7 @@ async def load_note_card(
         caption=note.caption or "",
         failure=note.failure,
         progress=note.progress if note.state == NoteState.TRANSCRIBING else None,
+        partial=partial,
         suggestions=suggestions if note.state == NoteState.FILED else [],
         started_article=str(started) if started else None,
         imported=bool(context.get("imported")),

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.db.models import Note, UsageKind, utcnow
+from bot.db.models import Note, NoteWindow, UsageKind, utcnow
 from bot.db.repository import QueueQueries, Repository
 from bot.domain import NoteKind, Notice, NoticeKind, UserError
 from bot.drafting.citations import quote_in
@@ -26,9 +26,11 @@ from bot.notes.cards import RETRYABLE, show_note
 from bot.notes.filing import file_transcript
 from bot.notes.lifecycle import FailureCode, NoteEvent, NoteState, advance
 from bot.notes.vocabulary import whisper_vocabulary
+from bot.notes.windows import forget_windows, row_of, window_of
 from bot.services.outbox import post_notice
 from bot.services.outline import clean_title, normalise_title
 from bot.timing import Timing
+from bot.transcription.base import WindowTranscript
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,51 @@ class NoteQueue:
             await show_note(session, note)
         self._on_outbox()
 
+    async def windows_of(self, claim: Claim, request: str) -> dict[int, WindowTranscript]:
+        """The windows of the note transcribed before (by an earlier holder that died, or
+        before a stop) with the same `request`; windows made otherwise are forgotten."""
+        async with self._sessions.begin() as session:
+            note = await QueueQueries(session).locked(claim.note_id)
+            if note is None or not _held(note, claim):
+                return {}
+            await session.execute(
+                delete(NoteWindow).where(
+                    NoteWindow.note_id == note.id, NoteWindow.request != request
+                )
+            )
+            rows = await session.scalars(select(NoteWindow).where(NoteWindow.note_id == note.id))
+            return {row.position: window_of(row) for row in rows}
+
+    async def store_window(
+        self,
+        claim: Claim,
+        request: str,
+        window: WindowTranscript,
+        *,
+        share: float | None = None,
+        show: bool = False,
+    ) -> bool:
+        """Keep a transcribed window (a resumed note will not transcribe it again) and, with
+        `show`, have the card show the transcript so far. False when the note is not ours."""
+        async with self._sessions.begin() as session:
+            note = await QueueQueries(session).locked(claim.note_id)
+            if note is None or not _held(note, claim):
+                return _lost(claim)
+            known = await session.scalar(
+                select(NoteWindow.id).where(
+                    NoteWindow.note_id == note.id, NoteWindow.position == window.index
+                )
+            )
+            if known is None:
+                session.add(row_of(note.id, request, window))
+            if share is not None:
+                note.progress = max(0.0, min(share, 0.99))
+            if show:
+                await show_note(session, note)
+        if show:
+            self._on_outbox()
+        return True
+
     async def hold(self, claim: Claim, reason: FailureCode) -> bool:
         """A service (hosted transcription, Telegram's file download) is down: the note is
         tried again in `service_retry_s`, first of its chat (the chat's later notes wait,
@@ -221,6 +268,7 @@ class NoteQueue:
             note.progress = None
             if reason not in RETRYABLE:
                 note.audio_path = None  # the caller removes the file: nothing will retry it
+                await forget_windows(session, note.id)
             await show_note(session, note)
         self._on_outbox()
         return True
@@ -254,6 +302,7 @@ class NoteQueue:
             note.claim_expires_at = None
             note.progress = None
             note.audio_path = None  # the caller removes the file
+            await forget_windows(session, note.id)  # the transcript has them now
             # Counted in the transaction that files the note: once, and only when filed.
             await repo.usage.add(UsageKind.TRANSCRIPTION, audio_seconds=audio_seconds)
             # The LLM numbered the outline as it was when the job started; the writer may
@@ -418,4 +467,3 @@ def _heading_title(heading: str) -> str:
         return clean_title(heading.strip(" .,:;!?"), "section title")
     except UserError:
         return ""
-

@@ -9,31 +9,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.llm.schemas import NoteForDraft, RoutingAdvice
 from bot.notes.lifecycle import FailureCode
 from bot.notes.queue import Claim, NoteQueue
-from bot.services.threads import run_in_daemon_thread
+from bot.notes.windows import window_request
+from bot.services.threads import run_in_daemon_thread, start_in_daemon_thread
 from bot.services.usage import llm_usage_recorded
 from bot.timing import Timing
 from bot.transcription.base import (
     Transcriber,
+    Transcript,
     TranscriptionCancelled,
     TranscriptionError,
     TranscriptionUnavailable,
     UnavailableReason,
+    WindowedTranscriber,
+    WindowTranscript,
+    contiguous,
+    transcribe_in_windows,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Progress is shown for recordings at least this long.
 PROGRESS_MIN_DURATION_S = 60
@@ -97,8 +109,12 @@ class TranscriptionJob:
         *,
         sessions: async_sessionmaker[AsyncSession],
         router: NoteRouter | None = None,
+        slots: int = 1,
     ) -> None:
-        """`sessions`: where the optional routing's token usage is stored."""
+        """`sessions`: where the optional routing's token usage is stored; `slots`: windows
+        this process transcribes at once (its worker slots, shared fairly by the notes in
+        work)."""
+        self._scheduler = WindowScheduler(slots)
         self._queue = queue
         self._transcriber = transcriber
         self._audio = audio
@@ -114,14 +130,7 @@ class TranscriptionJob:
         if path is None:
             return
         try:
-            transcript = await run_in_daemon_thread(
-                self._transcriber.transcribe,
-                path,
-                vocabulary=claim.vocabulary,
-                language=claim.language,
-                cancel=control.cancel,
-                progress=self._progress_reporter(claim),
-            )
+            transcript = await self._transcribe(claim, path, control)
         except TranscriptionCancelled:
             if not control.quiet.is_set():
                 await self._fail(claim, FailureCode.CANCELLED, path)
@@ -160,6 +169,49 @@ class TranscriptionJob:
         )
         if filed:
             _discard(path)
+
+    async def _transcribe(self, claim: Claim, path: Path, control: JobControl) -> Transcript:
+        """The recording's transcript: window by window on the worker slots when the backend
+        cuts windows (each stored as it is done, and reused when the note was begun before),
+        else in one call."""
+        backend = self._transcriber
+        if not isinstance(backend, WindowedTranscriber):
+            return await run_in_daemon_thread(
+                backend.transcribe,
+                path,
+                vocabulary=claim.vocabulary,
+                language=claim.language,
+                cancel=control.cancel,
+                progress=self._progress_reporter(claim),
+            )
+        request = window_request(claim.language, claim.vocabulary)
+        known = await self._queue.windows_of(claim, request)
+        if known:
+            log.info("Note %s: reusing %d window(s) done before", claim.note_id, len(known))
+        keeper = WindowKeeper(
+            asyncio.get_running_loop(),
+            self._queue,
+            claim,
+            request,
+            control,
+            known,
+            show=(claim.duration or 0) >= PROGRESS_MIN_DURATION_S,
+            interval_s=self._timing.progress_interval_s,
+        )
+        return await run_in_daemon_thread(
+            transcribe_in_windows,
+            backend,
+            path,
+            vocabulary=claim.vocabulary,
+            language=claim.language,
+            cancel=control.cancel,
+            known=known,
+            on_window=keeper,
+            submit=partial(self._scheduler.submit, claim.note_id),
+            # As many windows decoded and not done as there are slots: memory holds that
+            # many windows of speech at most, whatever the recording's length.
+            ahead=self._scheduler.slots,
+        )
 
     async def _ensure_audio(self, claim: Claim) -> Path | None:
         """The recording on disk, downloaded (again) when needed; None when the download
@@ -252,6 +304,121 @@ class ProgressReporter:
             asyncio.run_coroutine_threadsafe(
                 self._queue.report_progress(self._claim, share), self._loop
             )
+
+
+class WindowKeeper:
+    """Called in the job's thread with each window transcribed: stores it at once (under the
+    claim) and, every `interval_s` at most, has the card show the transcript so far."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        queue: NoteQueue,
+        claim: Claim,
+        request: str,
+        control: JobControl,
+        known: dict[int, WindowTranscript],
+        *,
+        show: bool,
+        interval_s: float,
+    ) -> None:
+        self._loop = loop
+        self._queue = queue
+        self._claim = claim
+        self._request = request
+        self._control = control
+        self._done = dict(known)
+        self._show = show
+        self._interval = interval_s
+        self._last = float("-inf")  # the first words are shown as soon as they are there
+        self._shown = len(contiguous(self._done))
+
+    def __call__(self, window: WindowTranscript) -> None:
+        self._done[window.index] = window
+        now = time.monotonic()
+        shown = contiguous(self._done)
+        # Only when the text shown grows (a window done after a gap shows nothing new), at
+        # most every `interval_s` (Telegram's edit limits).
+        grew = len(shown) > self._shown
+        show = self._show and grew and now - self._last >= self._interval
+        if show:
+            self._last, self._shown = now, len(shown)
+        share = shown[-1].end / self._claim.duration if shown and self._claim.duration else None
+        stored = asyncio.run_coroutine_threadsafe(
+            self._queue.store_window(self._claim, self._request, window, share=share, show=show),
+            self._loop,
+        )
+        if not stored.result():
+            # Deleted (/undo) or taken over by another worker: stop and touch nothing.
+            self._control.stop_quietly()
+            raise TranscriptionCancelled()
+
+
+class WindowScheduler:
+    """The worker slots of a process, handed out window by window: a free slot goes to the
+    note holding the fewest slots (ties: the window that asked first). One long note gets
+    every slot while it is alone, and another writer's note still gets the next free one.
+
+    The work runs on reused daemon threads (bot/services/threads.py)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self._lock = threading.Lock()
+        self._free = self.slots
+        self._held: Counter[int] = Counter()
+        self._order = itertools.count()
+        self._waiting: list[tuple[int, int, Callable[[], object], Future[object]]] = []
+
+    def submit(self, key: int, work: Callable[[], T]) -> Future[T]:
+        """Run `work` for note `key` when the scheduler gives it a slot."""
+        future: Future[T] = Future()
+        with self._lock:
+            self._waiting.append((next(self._order), key, work, future))  # type: ignore[arg-type]
+        self._dispatch()
+        return future
+
+    def held(self, key: int) -> int:
+        """Slots note `key` holds now."""
+        with self._lock:
+            return self._held[key]
+
+    def waiting(self, key: int) -> int:
+        """Windows of note `key` waiting for a slot."""
+        with self._lock:
+            return sum(1 for w in self._waiting if w[1] == key)
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                self._waiting = [w for w in self._waiting if not w[3].cancelled()]
+                if not self._free or not self._waiting:
+                    return
+                pick = min(self._waiting, key=lambda w: (self._held[w[1]], w[0]))
+                self._waiting.remove(pick)
+                if not pick[3].set_running_or_notify_cancel():
+                    continue
+                self._free -= 1
+                self._held[pick[1]] += 1
+            start_in_daemon_thread(partial(self._run, pick[1], pick[2], pick[3]))
+
+    def _run(self, key: int, work: Callable[[], object], future: Future[object]) -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the job through the future
+            outcome: tuple[object, BaseException | None] = (None, exc)
+        else:
+            outcome = (result, None)
+        with self._lock:
+            self._free += 1
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+        # The slot is free before the job hears of it: its next window can take it.
+        if outcome[1] is not None:
+            future.set_exception(outcome[1])
+        else:
+            future.set_result(outcome[0])
+        self._dispatch()
 
 
 def _discard(path: Path | None) -> None:

@@ -33,6 +33,7 @@ class _DaemonThread(threading.Thread):
             try:
                 job()
             finally:
+                del job  # what it holds (a window's audio) is not kept while the thread idles
                 _finished(self)
 
 
@@ -104,3 +105,9 @@ def join_daemon_threads(timeout: float) -> None:
     with _lock:
         while _busy and (left := deadline - time.monotonic()) > 0:
             _lock.wait(left)
+
+
+def start_in_daemon_thread(job: Callable[[], None]) -> None:
+    """Run `job` on a reused daemon thread (waited for by join_daemon_threads like the rest);
+    `job` reports its own outcome."""
+    _submit(job)

@@ -193,6 +193,9 @@ def note_card(card: NoteCard) -> str:
         return f"⚠️ {escape(reason)}" + (f" {SET_ASIDE}" if card.retryable else "")
     if card.failure is not None:  # queued again after a service was down
         return f"⏳ {escape(FAILURES[card.failure])} {KEPT_AND_RETRYING}"
+    if card.partial:  # a long recording: its transcript as it grows
+        done = f" {int(card.progress * 100)}%" if card.progress is not None else ""
+        return f"🎙 Transcribing…{done} So far:\n\n{escape(card.partial)}"
     if card.progress is not None:
         return f"🎙 Transcribing… {int(card.progress * 100)}%"
     return f"{started}🎙 Got it. Transcribing for {where}…"

@@ -28,11 +28,17 @@ from typing import Any
 
 from bot.transcription.base import (
     AUTO,
+    AudioWindow,
     ProgressCallback,
     Segment,
+    Span,
     Transcript,
     TranscriptionCancelled,
     TranscriptionError,
+    WindowPlan,
+    WindowStream,
+    WindowTranscript,
+    transcribe_in_windows,
     vocabulary_prompt,
     words,
 )
@@ -55,13 +61,19 @@ MIN_ECHO_SEGMENT_SECONDS = 4.0
 TITLE_WORDS = 3
 # Left after the prompted window, less than this is not worth another decode.
 MIN_TAIL_SECONDS = 1.0
-# A pause this long before a segment becomes a paragraph break in the transcript's text: where
-# whisper leaves out punctuation, the spoken-title splitter still sees the heading's boundary.
-PARAGRAPH_PAUSE_SECONDS = 1.5
+# The recording is decoded this much at a time: memory holds a block and a window of speech,
+# never the whole file.
+DECODE_BLOCK_SECONDS = 10.0
+# Speech without a pause is split after at most this long, at its quietest 100 ms after
+# MIN_SPAN_SAMPLES (between words, as a rule).
+MAX_SPAN_SAMPLES = 20 * SAMPLE_RATE
+MIN_SPAN_SAMPLES = 10 * SAMPLE_RATE
+QUIET_FRAME_SAMPLES = SAMPLE_RATE // 10
 # Language detection looks at up to this many windows of speech.
 DETECTION_WINDOWS = 3
 # Below this share of the probability among the candidate languages, detection is unsure.
 SURE_LANGUAGE_SHARE = 0.75
+
 
 def _count(needle: list[str], haystack: list[str]) -> int:
     n = len(needle)
@@ -111,9 +123,7 @@ def prompt_terms(vocabulary: Sequence[str], language: str | None) -> list[str]:
     """
     if language in (None, "en"):
         return list(vocabulary)
-    return [
-        term for term in vocabulary if not (term.isascii() and len(words(term)) >= TITLE_WORDS)
-    ]
+    return [term for term in vocabulary if not (term.isascii() and len(words(term)) >= TITLE_WORDS)]
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ class WhisperTranscriber:
         writer's likely languages (WHISPER_LANGUAGES), the only ones detection picks from."""
         from faster_whisper import WhisperModel
 
+        _return_big_buffers_to_the_os()
         log.info(
             "Loading whisper model %s on %s (%s, %d worker(s) x %s thread(s))",
             model,
@@ -160,6 +171,13 @@ class WhisperTranscriber:
             num_workers=workers,
             download_root=str(download_root) if download_root else None,
         )
+        # Windows run side by side, but the two steps with big transient buffers run one
+        # window at a time: the features (about 60 MB for 60 s of speech) and the encoder
+        # (its attention over a 30 s chunk, about 50 MB with tiny). They are quick next to
+        # the beam search, which still runs in parallel; the peak stays one window's worth.
+        heavy = threading.Lock()
+        self._model.feature_extractor = _OneAtATime(self._model.feature_extractor, heavy)
+        self._model.encode = _OneAtATime(self._model.encode, heavy)
         self._workers = workers
         self._beam_size = beam_size
         self._multilingual = bool(self._model.model.is_multilingual)
@@ -202,9 +220,12 @@ class WhisperTranscriber:
             for _ in segments:
                 pass
 
-        from faster_whisper.vad import get_vad_model
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        get_vad_model()  # loaded once and cached: every note runs voice activity detection
+        # Voice activity detection runs on every block of every note: loaded once (cached)
+        # and run once on a block's worth, so its first allocations are paid now too.
+        block = np.tile(audio, int(DECODE_BLOCK_SECONDS))
+        get_speech_timestamps(block, VadOptions())
         threads = [threading.Thread(target=once, daemon=True) for _ in range(self._workers)]
         for thread in threads:
             thread.start()
@@ -220,49 +241,137 @@ class WhisperTranscriber:
         cancel: threading.Event | None = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
-        import numpy as np
-        from faster_whisper import decode_audio
-        from faster_whisper.vad import (
-            SpeechTimestampsMap,
-            VadOptions,
-            collect_chunks,
-            get_speech_timestamps,
+        """The whole recording, window after window in this thread (the bot's job runs the
+        windows of a note on its worker slots instead, through the same loop)."""
+        return transcribe_in_windows(
+            self,
+            audio_path,
+            vocabulary=vocabulary,
+            language=language,
+            cancel=cancel,
+            progress=progress,
         )
 
-        try:
-            audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
-        except Exception as exc:  # av raises many types for damaged input
-            raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}") from exc
-        duration = len(audio) / SAMPLE_RATE
-        # Voice activity detection once, here: pauses are cut before whisper sees the audio
-        # (it invents words on silence), and the segments' times are mapped back afterwards.
-        chunks = get_speech_timestamps(audio, VadOptions())
-        if not chunks:
-            return Transcript("", None, duration, 0.0)
-        speech = np.concatenate(collect_chunks(audio, chunks)[0])
-        speech_seconds = len(speech) / SAMPLE_RATE
-        timeline = SpeechTimestampsMap(chunks, SAMPLE_RATE)
-        log.info("Decoding %.1f s of speech (of %.1f s recorded)", speech_seconds, duration)
-        if cancel is not None and cancel.is_set():
-            raise TranscriptionCancelled()
-        chosen = self._choose_language(speech, language)
+    def windows(self, audio_path: Path, *, cancel: threading.Event | None = None) -> WindowStream:
+        stream = WindowStream()
+        stream.windows = self._cut(audio_path, stream, cancel)
+        return stream
 
-        vocabulary = prompt_terms(vocabulary, chosen.code)
-        prompt = vocabulary_prompt(vocabulary)
+    def _cut(
+        self, audio_path: Path, stream: WindowStream, cancel: threading.Event | None
+    ) -> Iterator[AudioWindow]:
+        """Decode in blocks of DECODE_BLOCK_SECONDS, find the speech in each (voice activity
+        detection: whisper invents words on silence), and cut windows at pauses: the whole
+        recording is never in memory, only a window of speech and a block."""
+        import numpy as np
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        plan = WindowPlan(SAMPLE_RATE)
+        samples: dict[Span, Any] = {}
+        index = 0
+        decoded = 0
+
+        def cut(spans: list[Span]) -> AudioWindow:
+            nonlocal index
+            speech = np.concatenate([samples.pop(span) for span in spans])
+            window = AudioWindow(
+                index,
+                spans[0].start / SAMPLE_RATE,
+                spans[-1].end / SAMPLE_RATE,
+                tuple(spans),
+                speech,
+                len(speech) / SAMPLE_RATE,
+            )
+            index += 1
+            return window
+
+        # Speech that runs on over a block's edge is one span, split at its quietest moment
+        # once it gets long (a speaker who never pauses two seconds): a window is never cut
+        # mid-word at a block's edge.
+        open_start, open_len = 0, 0
+        open_parts: list[Any] = []
+
+        def close(length: int) -> Iterator[AudioWindow]:
+            nonlocal open_start, open_parts, open_len
+            joined = np.concatenate(open_parts)
+            span = Span(open_start, open_start + length)
+            samples[span] = joined[:length].copy()
+            rest = joined[length:]
+            open_start, open_len = span.end, len(rest)
+            open_parts = [rest] if len(rest) else []
+            for spans in plan.add(span):
+                yield cut(spans)
+
+        for block in _decode_blocks(audio_path, stream):
+            if cancel is not None and cancel.is_set():
+                raise TranscriptionCancelled()
+            for found in get_speech_timestamps(block, VadOptions()):
+                start, end = int(found["start"]), int(found["end"])
+                if end <= start:
+                    continue
+                if open_len and not (start == 0 and open_start + open_len == decoded):
+                    yield from close(open_len)
+                if not open_len:
+                    open_start, open_parts = decoded + start, []
+                open_parts.append(block[start:end])
+                open_len += end - start
+                while open_len > MAX_SPAN_SAMPLES:
+                    yield from close(_quietest(np.concatenate(open_parts)))
+                if end < len(block) and open_len:
+                    yield from close(open_len)
+            decoded += len(block)
+            stream.duration = decoded / SAMPLE_RATE
+        if open_len:
+            yield from close(open_len)
+        for spans in plan.finish():
+            yield cut(spans)
+        if index:
+            log.info("Decoded %.1f s of audio into %d window(s)", stream.duration, index)
+
+    def choose_language(
+        self, window: AudioWindow, requested: str | None
+    ) -> tuple[str | None, bool]:
+        chosen = self._choose_language(window.speech, requested)
+        return chosen.code, chosen.unsure
+
+    def transcribe_window(
+        self,
+        window: AudioWindow,
+        *,
+        vocabulary: Sequence[str] = (),
+        language: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> WindowTranscript:
+        from faster_whisper.vad import SpeechTimestampsMap
+
+        speech = window.speech
+        timeline = SpeechTimestampsMap(
+            [{"start": span.start, "end": span.end} for span in window.spans], SAMPLE_RATE
+        )
+        log.info(
+            "Decoding window %d: %.1f s of speech (of %.1f-%.1f s recorded)",
+            window.index,
+            window.speech_seconds,
+            window.start,
+            window.end,
+        )
+        # The vocabulary is a prompt for the first window only (see the module's docstring).
+        terms = prompt_terms(vocabulary, language) if window.index == 0 else []
+        prompt = vocabulary_prompt(terms)
         dropped = False
         kept: list[Segment] = []
         try:
             decoded: Iterable[Any]
             if prompt:
-                first, dropped = self._prompted_window(speech, chosen.code, prompt, vocabulary)
+                first, dropped = self._prompted_window(speech, language, prompt, terms)
                 resume = float(first[-1].end) if first else 0.0
                 decoded = first
-                if speech_seconds - resume >= MIN_TAIL_SECONDS:
-                    decoded = _chain(first, self._decode(speech, chosen.code, start=resume))
+                if window.speech_seconds - resume >= MIN_TAIL_SECONDS:
+                    decoded = _chain(first, self._decode(speech, language, start=resume))
             else:
-                decoded = self._decode(speech, chosen.code)
-            # Segments are produced lazily: consuming them here, in the worker thread,
-            # is where the actual decoding happens.
+                decoded = self._decode(speech, language)
+            # Segments are produced lazily: consuming them here, in this thread, is where
+            # the actual decoding happens.
             for segment in decoded:
                 if cancel is not None and cancel.is_set():
                     raise TranscriptionCancelled()
@@ -271,20 +380,17 @@ class WhisperTranscriber:
                 text = segment.text.strip()
                 if text:
                     kept.append(Segment(start, end, text))
-                if progress is not None:
-                    progress(end, duration)
         except TranscriptionCancelled:
             raise
         except Exception as exc:
             raise TranscriptionError(f"decoding failed: {type(exc).__name__}") from exc
-
-        return Transcript(
-            text=_join(kept),
-            language=chosen.code,
-            duration=duration,
-            speech_duration=speech_seconds,
+        return WindowTranscript(
+            index=window.index,
+            start=window.start,
+            end=window.end,
             segments=tuple(kept),
-            language_unsure=chosen.unsure,
+            speech_seconds=window.speech_seconds,
+            language=language,
             vocabulary_dropped=dropped,
         )
 
@@ -370,16 +476,6 @@ class WhisperTranscriber:
         return _Language(code, unsure=share < SURE_LANGUAGE_SHARE)
 
 
-def _join(segments: Sequence[Segment]) -> str:
-    text = ""
-    for number, segment in enumerate(segments):
-        if number:
-            pause = segment.start - segments[number - 1].end
-            text += "\n\n" if pause >= PARAGRAPH_PAUSE_SECONDS else " "
-        text += segment.text
-    return text.strip()
-
-
 def _first_decode(segments: Iterator[Any]) -> list[Any]:
     """The segments of the first decoded window (seek 0); the rest is never decoded."""
     first: list[Any] = []
@@ -393,3 +489,106 @@ def _first_decode(segments: Iterator[Any]) -> list[Any]:
 def _chain(first: Iterable[Any], rest: Iterator[Any]) -> Iterator[Any]:
     yield from first
     yield from rest
+
+
+def _decode_blocks(audio_path: Path, stream: WindowStream) -> Iterator[Any]:
+    """The recording as 16 kHz mono float32 blocks of about DECODE_BLOCK_SECONDS, decoded as
+    they are read (PyAV, as faster-whisper's decode_audio does, without keeping it all)."""
+    import av
+    import numpy as np
+
+    block = int(DECODE_BLOCK_SECONDS * SAMPLE_RATE)
+    try:
+        container = av.open(str(audio_path), mode="r", metadata_errors="ignore")
+    except Exception as exc:  # av raises many types for damaged input
+        raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}") from exc
+    with container:
+        if container.duration:
+            stream.duration_hint = container.duration / 1_000_000
+        resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        parts: list[Any] = []
+        held = 0
+        try:
+            if not container.streams.audio:
+                raise TranscriptionError("no audio stream")
+            frames = container.decode(audio=0)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    frame = None
+                except av.error.InvalidDataError:
+                    continue  # a damaged packet: skipped, as decode_audio does
+                if frame is not None:
+                    frame.pts = None  # resample what comes, gaps in timestamps or not
+                for out in resampler.resample(frame):
+                    array = out.to_ndarray().reshape(-1)
+                    parts.append(array)
+                    held += len(array)
+                while held >= block:
+                    joined = np.concatenate(parts)
+                    yield joined[:block].astype(np.float32) / 32768.0
+                    parts, held = [joined[block:]], len(joined) - block
+                if frame is None:
+                    break
+        except TranscriptionError:
+            raise
+        except TranscriptionCancelled:
+            raise
+        except Exception as exc:
+            raise TranscriptionError(f"cannot decode audio: {type(exc).__name__}") from exc
+        if held:
+            yield np.concatenate(parts).astype(np.float32) / 32768.0
+
+
+def _quietest(speech: Any) -> int:
+    """Where to split speech that runs on: the middle of its quietest 100 ms frame between
+    MIN_SPAN_SAMPLES and MAX_SPAN_SAMPLES."""
+    import numpy as np
+
+    frame = QUIET_FRAME_SAMPLES
+    region = speech[MIN_SPAN_SAMPLES:MAX_SPAN_SAMPLES]
+    frames = len(region) // frame
+    if frames < 1:
+        return min(len(speech), MAX_SPAN_SAMPLES)
+    energy = np.square(region[: frames * frame].reshape(frames, frame)).mean(axis=1)
+    return MIN_SPAN_SAMPLES + int(np.argmin(energy)) * frame + frame // 2
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """Have glibc hand every buffer over 128 KB straight back to the OS when it is freed.
+
+    By default glibc raises that threshold to the size of the largest buffer freed so far, so
+    after the first window a window's transient buffers (its features, about 60 MB for 60 s
+    of speech) stay in the heap of whichever thread made them, and the process grows by a
+    window's worth per worker thread (bench/long_notes.py measures it). No-op elsewhere.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # not glibc
+    m_mmap_threshold = -3
+    mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(128 * 1024))
+
+
+class _OneAtATime:
+    """A callable (faster-whisper's feature extractor, the model's encoder) called by one
+    thread at a time, under `lock`; its attributes as they are."""
+
+    def __init__(self, wrapped: Any, lock: threading.Lock) -> None:
+        self._wrapped = wrapped
+        self._lock = lock
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._wrapped(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
