@@ -395,3 +395,48 @@ async def test_the_draft_cites_sources_apart_lists_them_and_exports_figures_in_a
     notes = bot.sent_documents(WRITER)[-1].params["document"].decode()
     assert f"· Link · {url}" in notes
     assert "· Forwarded post · Data Weekly (@dataweekly) https://t.me/dataweekly/42" in notes
+
+
+async def test_export_html_and_docx_embed_the_figures_and_telegraph_says_it_leaves_them_out(
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, tmp_path: Path
+) -> None:
+    import docx
+
+    from tests.fakes.telegraph_server import FakeTelegraph, find_nodes, node_text
+    from tests.test_export_formats import tiny_png
+    from tests.test_publish_e2e import publish
+
+    png = tiny_png()
+    with FakeTelegraph() as telegraph:
+        async with start_bot(**llm_settings(llm, telegraph_api_url=telegraph.api_url)):
+            await say(telegram, "/new Storage", "Storage")
+            telegram.send_photo(
+                WRITER, telegram.add_file(png, file_path="photos/file_1.jpg"), caption="Board"
+            )
+            await card(telegram, "Filed the image as a source", "INGEST")
+            await say(telegram, "We moved our logs to Parquet last spring.", "Filed under")
+            bot = telegram
+            before = len(bot.sent_documents(WRITER))
+            bot.send_text(WRITER, "/draft")
+            await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) > before)
+
+            before = len(bot.sent_documents(WRITER))
+            bot.send_text(WRITER, "/export html")
+            bot.send_text(WRITER, "/export docx")
+            await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) >= before + 2)
+            sent = {c.params["document_filename"]: c.params for c in bot.sent_documents(WRITER)}
+            page = sent["storage.html"]["document"].decode()
+            assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+            assert "images/note-" not in page, "one file: nothing beside it to open"
+            word = docx.Document(io.BytesIO(sent["storage.docx"]["document"]))
+            assert len(word.inline_shapes) == 1
+            [blob] = [
+                r.target_part.blob for r in word.part.rels.values() if r.reltype.endswith("/image")
+            ]
+            assert blob == png
+
+            report = await publish(bot, "/publish telegraph")
+            assert "Its figure is not on the page" in report and "/export html" in report
+            [page_on_telegraph] = telegraph.pages
+            assert not find_nodes(page_on_telegraph.content, "img")
+            assert "Figure 1: Board" in node_text(page_on_telegraph.content)

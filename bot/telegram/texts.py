@@ -350,6 +350,10 @@ def _git_result(result: GitResult) -> str:
     return text + "."
 
 
+def _figures(count: int) -> str:
+    return "Its figure is" if count == 1 else f"Its {count} figures are"
+
+
 def _telegraph_result(result: TelegraphResult) -> str:
     if not result.failure:
         link = f'<a href="{escape(result.url)}">{escape(result.url)}</a>'
@@ -359,6 +363,11 @@ def _telegraph_result(result: TelegraphResult) -> str:
         text = f"✅ Telegraph ({state}): {link}"
         if result.created:
             text += "\nAnyone with the link can read it."
+        if result.figures_left_out:
+            text += (
+                f"\n{_figures(result.figures_left_out)} not on the page (Telegraph no longer "
+                "takes new images); /export html and /export docx have them."
+            )
         return text
     if result.failure == "unavailable":
         return "⚠️ Telegraph did not answer; please try again later."
