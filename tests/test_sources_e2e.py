@@ -120,6 +120,10 @@ def kept(path: str | None) -> bytes:
     return Path(path).read_bytes() if path else b""
 
 
+def kept_exists(path: str) -> bool:
+    return Path(path).exists()
+
+
 def minimal_pdf(lines: list[str]) -> bytes:
     """A one-page PDF with the lines in Helvetica, written by hand (xref offsets included)."""
 
@@ -314,6 +318,8 @@ async def test_a_photo_is_described_by_the_vision_model(
     assert "Caption: Monday's whiteboard" in (note.transcript or "")
     usage = await say(bot, "/usage", "tokens")
     assert "vision (fake-model)" in usage, "the description's tokens are the writer's usage"
+    await say(bot, "/undo", "Removed your last note")
+    assert source.image_path and not kept_exists(source.image_path), "gone with its note"
 
 
 async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_kept(

@@ -148,10 +148,14 @@ class NotesService:
                 raise UserError("That note was already deleted.")
             part, note = found
             text = preview(part.text)
+            image = None
             await repo.parts.delete(part)
             if not await repo.parts.of_note(note.id):
+                image = await _kept_image(repo, note.id)
                 await repo.notes.delete(note)
-            return text
+        if image is not None:  # only once the note is gone for good (the deletion committed)
+            image.unlink(missing_ok=True)
+        return text
 
     async def undo_last(self, owner_id: int) -> Undone:
         """Delete the writer's most recent note, whatever became of it."""
@@ -167,6 +171,7 @@ class NotesService:
                 failed=note.state == NoteState.FAILED,
             )
             audio = Path(note.audio_path) if note.audio_path else None
+            image = await _kept_image(repo, note.id)
             if undone.pending:
                 # Its card says "Transcribing…": it now says the note is gone. A worker that
                 # has it notices at its next beat and stops without a word.
@@ -176,6 +181,8 @@ class NotesService:
             self._on_outbox()
         if audio is not None:  # a downloaded recording nobody will transcribe now
             audio.unlink(missing_ok=True)
+        if image is not None:  # a photo source's kept image: no draft can show it now
+            image.unlink(missing_ok=True)
         return undone
 
     async def accept_suggestion(self, owner_id: int, suggestion_id: int) -> AcceptedSection:
@@ -245,6 +252,12 @@ class NotesService:
                 section = await repo.sections.get(parts[0].section_id)
                 return section.title if section else None
             return None
+
+
+async def _kept_image(repo: Repository, note_id: int) -> Path | None:
+    """The image file a photo source keeps for figures, to remove with its note."""
+    source = await repo.sources.of_note(note_id)
+    return Path(source.image_path) if source is not None and source.image_path else None
 
 
 async def _page(

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 IMAGE_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# A photo source's kept image, as _describe names it: note-<note id>.<extension>.
+_KEPT_IMAGE = re.compile(r"note-(\d+)\.[A-Za-z0-9]+")
+# How often kept images whose notes are gone (an article deleted whole) are looked for.
+SWEEP_EVERY_S = 3600.0
 
 
 class PageFetcher(Protocol):
@@ -140,7 +146,14 @@ class SourceWorker:
         self._in_flight.clear()
 
     async def _run(self) -> None:
+        swept = float("-inf")
         while True:
+            if time.monotonic() - swept >= SWEEP_EVERY_S:
+                swept = time.monotonic()
+                try:
+                    await self.sweep_images()
+                except Exception:
+                    log.warning("Could not look for images of deleted notes", exc_info=True)
             try:
                 await self.run_once()
             except asyncio.CancelledError:
@@ -158,6 +171,32 @@ class SourceWorker:
             task = asyncio.create_task(self._work(job), name=f"source-{job.source_id}")
             self._in_flight[job.source_id] = task
         return len(jobs)
+
+    async def sweep_images(self) -> int:
+        """Remove kept images whose notes are gone (deleted with their article, or while
+        their image was downloading); how many. /undo and 🗑 remove theirs at once
+        (bot/notes/manage.py). Nothing but `note-<id>.<ext>` images here is touched."""
+        if not self._dir.is_dir():
+            return 0
+        kept: dict[int, list[Path]] = {}
+        for path in await asyncio.to_thread(lambda: list(self._dir.iterdir())):
+            match = _KEPT_IMAGE.fullmatch(path.name)
+            if match is not None and path.is_file():
+                kept.setdefault(int(match.group(1)), []).append(path)
+        if not kept:
+            return 0
+        async with self._sessions.begin() as session:
+            alive = await SourceQueries(session).notes_with_sources(sorted(kept))
+        removed = 0
+        for note_id, paths in kept.items():
+            if note_id in alive:
+                continue
+            for path in paths:
+                _remove(path)
+                removed += 1
+        if removed:
+            log.info("Removed %d kept image(s) of deleted notes", removed)
+        return removed
 
     async def drain(self) -> None:
         """Work every pending source to its end (tests, one-off commands)."""
@@ -281,6 +320,9 @@ class SourceWorker:
     async def _store(self, job: _Job, outcome: _Outcome) -> None:
         async with self._sessions.begin() as session:
             row = await SourceQueries(session).locked(job.source_id)
+            if row is None and outcome.image_path:
+                # Deleted (/undo) while its image was downloading: nothing will show it.
+                _remove(Path(outcome.image_path))
             if row is None or row.status != SourceStatus.PENDING:
                 return  # deleted meanwhile (/undo), or done by an earlier run
             row.status = outcome.status.value
@@ -317,3 +359,8 @@ class SourceWorker:
         note = await Repository(session, owner_id).notes.get(note_id)
         if note is not None:
             await post_view(session, note.chat_id, source_subject(note_id))
+
+
+def _remove(path: Path) -> None:
+    """Remove a kept file (a quick local unlink, fine on the event loop)."""
+    path.unlink(missing_ok=True)
