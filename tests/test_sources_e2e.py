@@ -446,3 +446,35 @@ async def test_export_html_and_docx_embed_the_figures_and_telegraph_says_it_leav
             [page_on_telegraph] = telegraph.pages
             assert not find_nodes(page_on_telegraph.content, "img")
             assert "Figure 1: Board" in node_text(page_on_telegraph.content)
+
+
+async def test_an_image_over_the_vision_cap_is_never_sent_and_a_photo_uses_a_size_under_it(
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, tmp_path: Path
+) -> None:
+    cap = 4096
+    small, medium, full = PHOTO[:-2] + b"s\xff\xd9", PHOTO * 3, PHOTO * 8
+    assert len(small) < len(medium) <= cap < len(full)
+    async with start_bot(**llm_settings(llm, vision_max_image_bytes=cap)):
+        await say(telegram, "/new Storage", "Storage")
+        sizes = (telegram.add_file(small), telegram.add_file(medium))
+        telegram.send_photo(WRITER, telegram.add_file(full), smaller=sizes, caption="Board")
+        await card(telegram, "Filed the image as a source", "INGEST")
+        [vision] = [c for c in llm.calls if c.images]
+        assert vision.images == ["data:image/jpeg;base64," + base64.b64encode(medium).decode()]
+
+        png = b"\x89PNG\r\n\x1a\n" + bytes(cap)  # an image sent as a file has one size only
+        telegram.send_document(
+            WRITER,
+            telegram.add_file(png),
+            file_name="scan.png",
+            mime_type="image/png",
+            caption="Whiteboard scan",
+        )
+        shown = await card(telegram, "I couldn't describe the image")
+        assert "larger than I send to the image model" in shown
+        assert "kept with its caption" in shown and "Whiteboard scan" in shown
+        assert len([c for c in llm.calls if c.images]) == 1, "the big one was never sent"
+        photo, scan = [s for s, _ in await sources_in_db(tmp_path)]
+        assert kept(photo.image_path) == medium
+        assert (scan.status, scan.failure) == ("failed", "image_too_large")
+        assert kept(scan.image_path) == png, "kept as a figure all the same"

@@ -102,8 +102,11 @@ class SourceWorker:
         on_outbox: Callable[[], None] = lambda: None,
         slots: int = 2,
         poll_s: float = 5.0,
+        max_image_bytes: int | None = None,
     ) -> None:
-        """`files_dir`: where photos are kept (they become the draft's figures)."""
+        """`files_dir`: where photos are kept (they become the draft's figures);
+        `max_image_bytes`: the largest image sent to the describer (VISION_MAX_IMAGE_BYTES)."""
+        self._max_image_bytes = max_image_bytes
         self._sessions = sessions
         self._fetcher = fetcher
         self._files = files
@@ -289,6 +292,10 @@ class SourceWorker:
             return _failed(SourceFailure.DOWNLOAD_FAILED)
         if self._describer is None:
             return _failed(SourceFailure.NO_LLM, path)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if self._max_image_bytes and size > self._max_image_bytes:
+            log.info("Source %s: the image is %d bytes, over the cap", job.source_id, size)
+            return _failed(SourceFailure.IMAGE_TOO_LARGE, path)
         image = await asyncio.to_thread(path.read_bytes)
         try:
             async with llm_usage_recorded(self._sessions, job.owner_id):

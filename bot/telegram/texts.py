@@ -719,6 +719,8 @@ SOURCE_FAILURES = {
     "model that does)",
     SourceFailure.VISION_DOWN: "the LLM endpoint did not answer",
     SourceFailure.NO_LLM: "no LLM endpoint is configured to describe images",
+    SourceFailure.IMAGE_TOO_LARGE: "it is larger than I send to the image model "
+    "(VISION_MAX_IMAGE_BYTES); a photo sent as a photo, not as a file, comes in smaller sizes",
     SourceFailure.DOWNLOAD_FAILED: "Telegram would not hand the file over",
     SourceFailure.UNREADABLE: "I found no text in it (a scan, or a damaged or locked file)",
     SourceFailure.GAVE_UP: "reading it failed several times",
