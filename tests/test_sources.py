@@ -3,6 +3,7 @@ background step with in-process fakes (pages, files), crashes, deletion while pe
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from sqlalchemy import select
@@ -208,3 +209,55 @@ async def test_a_photos_kept_image_goes_with_its_note_and_nothing_else_goes(
     assert await images.sweep_images() == 1
     assert not files["board"].exists()
     assert all(path.read_bytes() == b"not a kept image" for path in unrelated)
+
+
+class HeldPages(Pages):
+    """A page that loads only when the test lets it (`loaded`); `asked` is set on each fetch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.loaded = asyncio.Event()
+
+    async def fetch(self, url: str) -> Page:
+        self.asked.set()
+        await self.loaded.wait()
+        return await super().fetch(url)
+
+
+async def attempts(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, int]:
+    async with sessions() as session:
+        [source] = await session.scalars(select(NoteSource))
+        return source.status, source.attempts
+
+
+async def test_a_stop_while_a_page_is_fetched_uses_up_no_attempt_and_a_crash_does(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    url = "https://slow.example/"
+    await IntakeService(sessions).receive_sources(WRITER, WRITER, 50, [link(url)])
+    for _ in range(MAX_ATTEMPTS + 1):  # more stops than a source has attempts
+        pages = HeldPages()
+        stopped = worker(sessions, pages, tmp_path)
+        assert await stopped.run_once() == 1
+        await asyncio.wait_for(pages.asked.wait(), 5)  # in the middle of the fetch
+        await stopped.stop()  # as on SIGTERM
+        assert await attempts(sessions) == ("pending", 0)
+    # Stopped before its task even began.
+    early = worker(sessions, HeldPages(), tmp_path)
+    assert await early.run_once() == 1
+    await early.stop()
+    assert await attempts(sessions) == ("pending", 0)
+
+    crashing = Pages()
+    crashing.crash.add(url)
+    once = worker(sessions, crashing, tmp_path)
+    await once.run_once()
+    await asyncio.gather(*once._in_flight.values())
+    assert await attempts(sessions) == ("pending", 1), "a crash of the step counts"
+
+    pages = HeldPages()
+    pages.loaded.set()
+    await worker(sessions, pages, tmp_path).drain()
+    [(source, text)] = await rows(sessions)
+    assert source.status == "ready" and text.startswith(f"Page: Title of {url}")

@@ -478,3 +478,25 @@ async def test_an_image_over_the_vision_cap_is_never_sent_and_a_photo_uses_a_siz
         assert kept(photo.image_path) == medium
         assert (scan.status, scan.failure) == ("failed", "image_too_large")
         assert kept(scan.image_path) == png, "kept as a figure all the same"
+
+
+async def test_stopping_the_bot_while_a_page_loads_uses_up_none_of_its_attempts(
+    telegram: FakeTelegram, llm: FakeOpenAI, web: Site, start_bot: StartBot, tmp_path: Path
+) -> None:
+    from bot.sources.worker import MAX_ATTEMPTS
+
+    settings = llm_settings(llm, link_fetch_allow_private=True)
+    for start in range(MAX_ATTEMPTS + 1):  # more stops than a source has attempts
+        async with start_bot(**settings):
+            if start == 0:
+                await say(telegram, "/new Storage", "Storage")
+                telegram.send_text(WRITER, f"{web.base}/held")
+                await card(telegram, "Got the link; reading the page")
+            # This start's fetch of the page is under way.
+            await telegram.wait_for(lambda n=start: web.hits.count("/held") > n or None)
+        # The bot stopped (as on SIGTERM) with the page still loading.
+        [(source, _)] = await sources_in_db(tmp_path)
+        assert (source.status, source.attempts) == ("pending", 0)
+    web.release.set()
+    async with start_bot(**settings):
+        await card(telegram, "Filed as a source under", "Why columnar storage wins")

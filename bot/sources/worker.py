@@ -134,19 +134,38 @@ class SourceWorker:
         self._task = asyncio.create_task(self._run(), name="sources")
 
     async def stop(self) -> None:
-        """Stop; sources in work stay pending and are done after the next start."""
+        """Stop; sources in work stay pending and are done after the next start. A stop is
+        no crash: the attempt it interrupted is given back (only a crash or a failure of
+        the step uses one up, like a transcription's release in bot/notes/queue.py)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        tasks = list(self._in_flight.values())
-        for task in tasks:
+        in_flight = dict(self._in_flight)
+        for task in in_flight.values():
             task.cancel()
-        for task in tasks:
+        for task in in_flight.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._in_flight.clear()
+        # A task cancelled before it began never ran its own code: released here, once.
+        interrupted = [source_id for source_id, task in in_flight.items() if task.cancelled()]
+        if interrupted:
+            await self._release(interrupted)
+
+    async def _release(self, source_ids: list[int]) -> None:
+        """Give back the attempts that a stop interrupted (still pending, tried again)."""
+        try:
+            async with self._sessions.begin() as session:
+                queries = SourceQueries(session)
+                for source_id in source_ids:
+                    row = await queries.locked(source_id)
+                    if row is not None and row.status == SourceStatus.PENDING and row.attempts:
+                        row.attempts -= 1
+        except Exception:
+            # Then the stop counts like a crash: at worst one try fewer, never a lost source.
+            log.warning("Could not give back the attempts of stopped sources", exc_info=True)
 
     async def _run(self) -> None:
         swept = float("-inf")
