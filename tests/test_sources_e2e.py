@@ -500,3 +500,35 @@ async def test_stopping_the_bot_while_a_page_loads_uses_up_none_of_its_attempts(
     web.release.set()
     async with start_bot(**settings):
         await card(telegram, "Filed as a source under", "Why columnar storage wins")
+
+
+async def test_editing_a_message_with_links_keeps_the_writers_words_without_the_urls(
+    bot: FakeTelegram, web: Site, tmp_path: Path
+) -> None:
+    async def seen(needle: str, times: int) -> None:
+        await bot.wait_for(
+            lambda: len([m for m in bot.sent_messages(WRITER) if needle in m.text]) >= times or None
+        )
+
+    url = f"{web.base}/article"
+    update = bot.send_text(WRITER, f"Read {url} before Friday")
+    await card(bot, "Filed as a source under", "Why columnar storage wins")
+    await seen("📝 Filed under", 1)
+    assert "Read before Friday" in await part_texts(tmp_path)
+    message_id = update["message"]["message_id"]
+    bot.edit_text(WRITER, message_id, f"Read {url} before Monday, and https://b.example/x too")
+    await seen("Updated your note", 1)
+    texts = await part_texts(tmp_path)
+    assert "Read before Monday, and too" in texts
+    assert not [t for t in texts if t.startswith("Read") and "http" in t], "no URL in the words"
+    [(source, note)] = await sources_in_db(tmp_path)
+    assert source.url == url and "Why columnar storage wins" in (note.transcript or "")
+
+    # A note that had no links keeps what the writer types, URLs too (nothing else files them).
+    plain = bot.send_text(WRITER, "Columns compress well.")
+    await seen("📝 Filed under", 2)
+    bot.edit_text(
+        WRITER, plain["message"]["message_id"], "Columns compress well: https://c.example/"
+    )
+    await seen("Updated your note", 2)
+    assert "Columns compress well: https://c.example/" in await part_texts(tmp_path)

@@ -17,6 +17,8 @@ from bot.notes.lifecycle import UNFINISHED, NoteState
 from bot.notes.titles import SectionTitle, split_by_spoken_titles
 from bot.services.outbox import post_view
 from bot.services.outline import MAX_SECTIONS, clean_title, normalise_title, require_article
+from bot.sources.links import MAX_LINKS_PER_MESSAGE, find_urls, words_around
+from bot.sources.model import LINK_STRIDE
 
 PREVIEW_WORDS = 12
 # Words can be long (a URL): a preview is cut at this many characters too.
@@ -234,13 +236,17 @@ class NotesService:
     async def edit_text_note(
         self, owner_id: int, chat_id: int, message_id: int, new_text: str
     ) -> str | None:
-        """An edited text message updates its note; returns the section title, if any."""
+        """An edited text message updates its note; returns the section title, if any. In a
+        message whose links were filed as sources, the note keeps the words around the URLs
+        (as intake cut them), never the URLs; its sources stay as they were."""
         new_text = new_text.strip()
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             note = await repo.notes.by_message(chat_id, message_id)
             if note is None or note.kind != NoteKind.TEXT or note.state != NoteState.FILED:
                 return None
+            if await _filed_links(repo, chat_id, message_id):
+                new_text = words_around(new_text, find_urls(new_text))
             if not new_text:
                 raise UserError("An edited note can't be empty; use /undo or /notes to delete it.")
             parts = await repo.parts.of_note(note.id)
@@ -252,6 +258,15 @@ class NotesService:
                 section = await repo.sections.get(parts[0].section_id)
                 return section.title if section else None
             return None
+
+
+async def _filed_links(repo: Repository, chat_id: int, message_id: int) -> bool:
+    """Whether the message's links were filed as sources (each its own note, its id the
+    message's plus k * LINK_STRIDE; any of them may have been deleted since)."""
+    for number in range(1, MAX_LINKS_PER_MESSAGE + 1):
+        if await repo.notes.by_message(chat_id, message_id + number * LINK_STRIDE) is not None:
+            return True
+    return False
 
 
 async def _kept_image(repo: Repository, note_id: int) -> Path | None:
