@@ -220,7 +220,7 @@ def test_html_embeds_figures_so_the_page_is_one_self_contained_file() -> None:
             "alt": "Monday's whiteboard",
         }
     ]
-    assert "images/note-" not in page
+    assert "images/note-" not in page and "<p></p>" not in page
     assert "Figure 1: Monday's whiteboard" in page and "Figure 2: Gone" in page
     assert "max-width: 100%" in page, "a phone's screen never has to scroll sideways"
 

@@ -62,7 +62,7 @@ def _footnote_caption(
 
 
 def _embed_images(tokens: list[Token], images: Mapping[str, bytes]) -> None:
-    for token in tokens:
+    for index, token in enumerate(tokens):
         if token.type != "inline" or not token.children:
             continue
         kept: list[Token] = []
@@ -76,6 +76,8 @@ def _embed_images(tokens: list[Token], images: Mapping[str, bytes]) -> None:
                 child.attrSet("src", f"data:{mime};base64,{encoded}")
             kept.append(child)
         token.children = kept
+        if not kept and 0 < index < len(tokens) - 1:  # a paragraph that held only the image
+            tokens[index - 1].hidden = tokens[index + 1].hidden = True
 
 
 def _mark_todo_paragraphs(tokens: list[Token]) -> None:
