@@ -397,6 +397,7 @@ def build_bot(
         allowed_user_ids=settings.allowed_user_ids,
         download_limit=None if settings.telegram_local_bot_api else BOT_API_DOWNLOAD_LIMIT,
         revisions=RevisionService(sessions, drafts),
+        vision_max_bytes=settings.vision_max_image_bytes,
     )
     handlers.register(app)
     app.bot_data["handlers"] = handlers
@@ -448,6 +449,7 @@ def build_source_worker(
         describer=describer,
         files_dir=settings.data_dir / "sources",
         on_outbox=on_outbox,
+        max_image_bytes=settings.vision_max_image_bytes,
     )
 
 

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     link_fetch_allow_private: bool = False
     # The model that describes photos (empty: OPENAI_MODEL); it must accept image input.
     vision_model: str = ""
+    # The largest image sent to it (a photo: the largest of Telegram's sizes under this).
+    vision_max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

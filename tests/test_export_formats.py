@@ -158,3 +158,100 @@ def test_a_draft_made_by_the_bot_renders_with_its_citations(render: str) -> None
         texts = [p.text for p in docx.Document(io.BytesIO(data)).paragraphs]
         assert "TODO: Ask who brings snacks." in texts
         assert "No notes for this section yet." in texts
+
+
+def tiny_png(width: int = 3, height: int = 2) -> bytes:
+    """A real PNG (grey pixels), which python-docx and a browser can both read."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+FIGURE_DRAFT = """# Storage
+
+## What we saw
+
+We moved our logs to Parquet.
+
+![Monday's whiteboard](images/note-12.png)
+
+*Figure 1: Monday's whiteboard*
+
+![Gone](images/note-13.jpg)
+
+*Figure 2: Gone*
+"""
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append({k: v or "" for k, v in attrs})
+
+
+def test_html_embeds_figures_so_the_page_is_one_self_contained_file() -> None:
+    import base64
+
+    png = tiny_png()
+    page = render_html_page(FIGURE_DRAFT, "Storage", {"images/note-12.png": png})
+    parsed = _Images()
+    parsed.feed(page)
+    # The figure whose file is there is inside the page; the one whose file is gone is left
+    # out rather than pointing at a file the page does not carry.
+    assert parsed.images == [
+        {
+            "src": "data:image/png;base64," + base64.b64encode(png).decode(),
+            "alt": "Monday's whiteboard",
+        }
+    ]
+    assert "images/note-" not in page and "<p></p>" not in page
+    assert "Figure 1: Monday's whiteboard" in page and "Figure 2: Gone" in page
+    assert "max-width: 100%" in page, "a phone's screen never has to scroll sideways"
+
+
+def test_docx_holds_the_figures_as_pictures_at_most_the_text_width() -> None:
+    from docx.shared import Emu
+
+    png = tiny_png(4000, 10)  # wider than the page: shrunk to the text's width
+    images = {"images/note-12.png": png, "images/note-13.jpg": b"\xff\xd8\xff not a jpeg"}
+    data = render_docx(parse_draft(FIGURE_DRAFT, "fallback"), images)
+    document = docx.Document(io.BytesIO(data))
+    [shape] = document.inline_shapes
+    section = document.sections[-1]
+    room = Emu(section.page_width - section.left_margin - section.right_margin)  # type: ignore[operator]
+    assert shape.width == room
+    [picture] = [r for r in document.part.rels.values() if r.reltype == RELATIONSHIP_TYPE.IMAGE]
+    assert picture.target_part.blob == png
+    texts = [p.text for p in document.paragraphs]
+    assert "Figure 1: Monday's whiteboard" in texts and "Figure 2: Gone" in texts
+    assert not any("images/note-" in t for t in texts)
+
+
+def test_telegraph_leaves_figures_out_and_keeps_their_caption_lines() -> None:
+    from bot.publish.telegraph import document_nodes, encode_content, figure_count
+    from tests.fakes.telegraph_server import find_nodes, node_text
+
+    document = parse_draft(FIGURE_DRAFT, "fallback")
+    nodes = document_nodes(document)
+    assert figure_count(document) == 2
+    assert not find_nodes(nodes, "img")
+    assert "images/note-" not in encode_content(nodes)
+    text = node_text(nodes)
+    assert "Figure 1: Monday's whiteboard" in text and "Figure 2: Gone" in text
+    assert all(p.get("children") for p in find_nodes(nodes, "p")), "no empty paragraphs"

@@ -120,6 +120,10 @@ def kept(path: str | None) -> bytes:
     return Path(path).read_bytes() if path else b""
 
 
+def kept_exists(path: str) -> bool:
+    return Path(path).exists()
+
+
 def minimal_pdf(lines: list[str]) -> bytes:
     """A one-page PDF with the lines in Helvetica, written by hand (xref offsets included)."""
 
@@ -314,6 +318,8 @@ async def test_a_photo_is_described_by_the_vision_model(
     assert "Caption: Monday's whiteboard" in (note.transcript or "")
     usage = await say(bot, "/usage", "tokens")
     assert "vision (fake-model)" in usage, "the description's tokens are the writer's usage"
+    await say(bot, "/undo", "Removed your last note")
+    assert source.image_path and not kept_exists(source.image_path), "gone with its note"
 
 
 async def test_an_endpoint_without_vision_gets_a_clear_message_and_the_photo_is_kept(
@@ -395,3 +401,134 @@ async def test_the_draft_cites_sources_apart_lists_them_and_exports_figures_in_a
     notes = bot.sent_documents(WRITER)[-1].params["document"].decode()
     assert f"· Link · {url}" in notes
     assert "· Forwarded post · Data Weekly (@dataweekly) https://t.me/dataweekly/42" in notes
+
+
+async def test_export_html_and_docx_embed_the_figures_and_telegraph_says_it_leaves_them_out(
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, tmp_path: Path
+) -> None:
+    import docx
+
+    from tests.fakes.telegraph_server import FakeTelegraph, find_nodes, node_text
+    from tests.test_export_formats import tiny_png
+    from tests.test_publish_e2e import publish
+
+    png = tiny_png()
+    with FakeTelegraph() as telegraph:
+        async with start_bot(**llm_settings(llm, telegraph_api_url=telegraph.api_url)):
+            await say(telegram, "/new Storage", "Storage")
+            telegram.send_photo(
+                WRITER, telegram.add_file(png, file_path="photos/file_1.jpg"), caption="Board"
+            )
+            await card(telegram, "Filed the image as a source", "INGEST")
+            await say(telegram, "We moved our logs to Parquet last spring.", "Filed under")
+            bot = telegram
+            before = len(bot.sent_documents(WRITER))
+            bot.send_text(WRITER, "/draft")
+            await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) > before)
+
+            before = len(bot.sent_documents(WRITER))
+            bot.send_text(WRITER, "/export html")
+            bot.send_text(WRITER, "/export docx")
+            await bot.wait_for(lambda: len(bot.sent_documents(WRITER)) >= before + 2)
+            sent = {c.params["document_filename"]: c.params for c in bot.sent_documents(WRITER)}
+            page = sent["storage.html"]["document"].decode()
+            assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+            assert "images/note-" not in page, "one file: nothing beside it to open"
+            word = docx.Document(io.BytesIO(sent["storage.docx"]["document"]))
+            assert len(word.inline_shapes) == 1
+            [blob] = [
+                r.target_part.blob for r in word.part.rels.values() if r.reltype.endswith("/image")
+            ]
+            assert blob == png
+
+            report = await publish(bot, "/publish telegraph")
+            assert "Its figure is not on the page" in report and "/export html" in report
+            [page_on_telegraph] = telegraph.pages
+            assert not find_nodes(page_on_telegraph.content, "img")
+            assert "Figure 1: Board" in node_text(page_on_telegraph.content)
+
+
+async def test_an_image_over_the_vision_cap_is_never_sent_and_a_photo_uses_a_size_under_it(
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, tmp_path: Path
+) -> None:
+    cap = 4096
+    small, medium, full = PHOTO[:-2] + b"s\xff\xd9", PHOTO * 3, PHOTO * 8
+    assert len(small) < len(medium) <= cap < len(full)
+    async with start_bot(**llm_settings(llm, vision_max_image_bytes=cap)):
+        await say(telegram, "/new Storage", "Storage")
+        sizes = (telegram.add_file(small), telegram.add_file(medium))
+        telegram.send_photo(WRITER, telegram.add_file(full), smaller=sizes, caption="Board")
+        await card(telegram, "Filed the image as a source", "INGEST")
+        [vision] = [c for c in llm.calls if c.images]
+        assert vision.images == ["data:image/jpeg;base64," + base64.b64encode(medium).decode()]
+
+        png = b"\x89PNG\r\n\x1a\n" + bytes(cap)  # an image sent as a file has one size only
+        telegram.send_document(
+            WRITER,
+            telegram.add_file(png),
+            file_name="scan.png",
+            mime_type="image/png",
+            caption="Whiteboard scan",
+        )
+        shown = await card(telegram, "I couldn't describe the image")
+        assert "larger than I send to the image model" in shown
+        assert "kept with its caption" in shown and "Whiteboard scan" in shown
+        assert len([c for c in llm.calls if c.images]) == 1, "the big one was never sent"
+        photo, scan = [s for s, _ in await sources_in_db(tmp_path)]
+        assert kept(photo.image_path) == medium
+        assert (scan.status, scan.failure) == ("failed", "image_too_large")
+        assert kept(scan.image_path) == png, "kept as a figure all the same"
+
+
+async def test_stopping_the_bot_while_a_page_loads_uses_up_none_of_its_attempts(
+    telegram: FakeTelegram, llm: FakeOpenAI, web: Site, start_bot: StartBot, tmp_path: Path
+) -> None:
+    from bot.sources.worker import MAX_ATTEMPTS
+
+    settings = llm_settings(llm, link_fetch_allow_private=True)
+    for start in range(MAX_ATTEMPTS + 1):  # more stops than a source has attempts
+        async with start_bot(**settings):
+            if start == 0:
+                await say(telegram, "/new Storage", "Storage")
+                telegram.send_text(WRITER, f"{web.base}/held")
+                await card(telegram, "Got the link; reading the page")
+            # This start's fetch of the page is under way.
+            await telegram.wait_for(lambda n=start: web.hits.count("/held") > n or None)
+        # The bot stopped (as on SIGTERM) with the page still loading.
+        [(source, _)] = await sources_in_db(tmp_path)
+        assert (source.status, source.attempts) == ("pending", 0)
+    web.release.set()
+    async with start_bot(**settings):
+        await card(telegram, "Filed as a source under", "Why columnar storage wins")
+
+
+async def test_editing_a_message_with_links_keeps_the_writers_words_without_the_urls(
+    bot: FakeTelegram, web: Site, tmp_path: Path
+) -> None:
+    async def seen(needle: str, times: int) -> None:
+        await bot.wait_for(
+            lambda: len([m for m in bot.sent_messages(WRITER) if needle in m.text]) >= times or None
+        )
+
+    url = f"{web.base}/article"
+    update = bot.send_text(WRITER, f"Read {url} before Friday")
+    await card(bot, "Filed as a source under", "Why columnar storage wins")
+    await seen("📝 Filed under", 1)
+    assert "Read before Friday" in await part_texts(tmp_path)
+    message_id = update["message"]["message_id"]
+    bot.edit_text(WRITER, message_id, f"Read {url} before Monday, and https://b.example/x too")
+    await seen("Updated your note", 1)
+    texts = await part_texts(tmp_path)
+    assert "Read before Monday, and too" in texts
+    assert not [t for t in texts if t.startswith("Read") and "http" in t], "no URL in the words"
+    [(source, note)] = await sources_in_db(tmp_path)
+    assert source.url == url and "Why columnar storage wins" in (note.transcript or "")
+
+    # A note that had no links keeps what the writer types, URLs too (nothing else files them).
+    plain = bot.send_text(WRITER, "Columns compress well.")
+    await seen("📝 Filed under", 2)
+    bot.edit_text(
+        WRITER, plain["message"]["message_id"], "Columns compress well: https://c.example/"
+    )
+    await seen("Updated your note", 2)
+    assert "Columns compress well: https://c.example/" in await part_texts(tmp_path)

@@ -969,3 +969,15 @@ class SourceQueries:
         return await self.session.scalar(
             select(NoteSource).where(NoteSource.id == source_id).with_for_update()
         )
+
+    async def notes_with_sources(self, note_ids: Sequence[int]) -> set[int]:
+        """Which of these notes still have a source row (the rest were deleted)."""
+        found: set[int] = set()
+        for start in range(0, len(note_ids), 500):
+            rows = await self.session.scalars(
+                select(NoteSource.note_id).where(
+                    NoteSource.note_id.in_(note_ids[start : start + 500])
+                )
+            )
+            found.update(rows)
+        return found

@@ -17,6 +17,8 @@ from bot.notes.lifecycle import UNFINISHED, NoteState
 from bot.notes.titles import SectionTitle, split_by_spoken_titles
 from bot.services.outbox import post_view
 from bot.services.outline import MAX_SECTIONS, clean_title, normalise_title, require_article
+from bot.sources.links import MAX_LINKS_PER_MESSAGE, find_urls, words_around
+from bot.sources.model import LINK_STRIDE
 
 PREVIEW_WORDS = 12
 # Words can be long (a URL): a preview is cut at this many characters too.
@@ -148,10 +150,14 @@ class NotesService:
                 raise UserError("That note was already deleted.")
             part, note = found
             text = preview(part.text)
+            image = None
             await repo.parts.delete(part)
             if not await repo.parts.of_note(note.id):
+                image = await _kept_image(repo, note.id)
                 await repo.notes.delete(note)
-            return text
+        if image is not None:  # only once the note is gone for good (the deletion committed)
+            image.unlink(missing_ok=True)
+        return text
 
     async def undo_last(self, owner_id: int) -> Undone:
         """Delete the writer's most recent note, whatever became of it."""
@@ -167,6 +173,7 @@ class NotesService:
                 failed=note.state == NoteState.FAILED,
             )
             audio = Path(note.audio_path) if note.audio_path else None
+            image = await _kept_image(repo, note.id)
             if undone.pending:
                 # Its card says "Transcribing…": it now says the note is gone. A worker that
                 # has it notices at its next beat and stops without a word.
@@ -176,6 +183,8 @@ class NotesService:
             self._on_outbox()
         if audio is not None:  # a downloaded recording nobody will transcribe now
             audio.unlink(missing_ok=True)
+        if image is not None:  # a photo source's kept image: no draft can show it now
+            image.unlink(missing_ok=True)
         return undone
 
     async def accept_suggestion(self, owner_id: int, suggestion_id: int) -> AcceptedSection:
@@ -227,13 +236,17 @@ class NotesService:
     async def edit_text_note(
         self, owner_id: int, chat_id: int, message_id: int, new_text: str
     ) -> str | None:
-        """An edited text message updates its note; returns the section title, if any."""
+        """An edited text message updates its note; returns the section title, if any. In a
+        message whose links were filed as sources, the note keeps the words around the URLs
+        (as intake cut them), never the URLs; its sources stay as they were."""
         new_text = new_text.strip()
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
             note = await repo.notes.by_message(chat_id, message_id)
             if note is None or note.kind != NoteKind.TEXT or note.state != NoteState.FILED:
                 return None
+            if await _filed_links(repo, chat_id, message_id):
+                new_text = words_around(new_text, find_urls(new_text))
             if not new_text:
                 raise UserError("An edited note can't be empty; use /undo or /notes to delete it.")
             parts = await repo.parts.of_note(note.id)
@@ -245,6 +258,21 @@ class NotesService:
                 section = await repo.sections.get(parts[0].section_id)
                 return section.title if section else None
             return None
+
+
+async def _filed_links(repo: Repository, chat_id: int, message_id: int) -> bool:
+    """Whether the message's links were filed as sources (each its own note, its id the
+    message's plus k * LINK_STRIDE; any of them may have been deleted since)."""
+    for number in range(1, MAX_LINKS_PER_MESSAGE + 1):
+        if await repo.notes.by_message(chat_id, message_id + number * LINK_STRIDE) is not None:
+            return True
+    return False
+
+
+async def _kept_image(repo: Repository, note_id: int) -> Path | None:
+    """The image file a photo source keeps for figures, to remove with its note."""
+    source = await repo.sources.of_note(note_id)
+    return Path(source.image_path) if source is not None and source.image_path else None
 
 
 async def _page(

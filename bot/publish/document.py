@@ -36,7 +36,15 @@ class LineBreak:
     pass
 
 
-Inline = Text | Link | FootnoteRef | LineBreak
+@dataclass(frozen=True)
+class Image:
+    """A figure: `src` as the draft names it (`images/note-12.jpg`), `alt` its caption."""
+
+    src: str
+    alt: str
+
+
+Inline = Text | Link | FootnoteRef | LineBreak | Image
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,25 @@ def parse_draft(markdown: str, fallback_title: str) -> Document:
     return Document(title=title, blocks=tuple(blocks), footnotes=footnotes)
 
 
+# What a figure's bytes are, from their first bytes (a kept photo's name can say .jpg of a PNG).
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def image_type(data: bytes) -> str | None:
+    """The image's MIME type, or None when it is no image a page or a document shows."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def plain_text(inlines: Sequence[Inline]) -> str:
     parts: list[str] = []
     for inline in inlines:
@@ -126,6 +153,8 @@ def plain_text(inlines: Sequence[Inline]) -> str:
             parts.append(plain_text(inline.children))
         elif isinstance(inline, FootnoteRef):
             parts.append(f"[{inline.number}]")
+        elif isinstance(inline, Image):
+            parts.append(inline.alt)
         else:
             parts.append(" ")
     return "".join(parts).strip()
@@ -236,9 +265,9 @@ def _collect(
         elif kind == "footnote_ref":
             out.append(FootnoteRef(int(token.meta["id"]) + 1))
         elif kind == "image":
-            # Images are not part of drafts yet: keep the description and where it points.
+            # A figure (render_article writes them); each renderer embeds it or leaves it out.
             alt = "".join(c.content for c in token.children or []) or "image"
-            out.append(Link(str(token.attrs.get("src", "")), (Text(alt, bold, italic),)))
+            out.append(Image(str(token.attrs.get("src", "")), alt))
         elif token.content:
             out.append(Text(token.content, bold, italic, strike=strike))
         index += 1

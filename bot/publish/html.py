@@ -1,17 +1,19 @@
 """A draft as one standalone HTML page: headings, TODO lines marked, footnotes linked both ways
-(each reference jumps to its note, each note back to where it was cited)."""
+(each reference jumps to its note, each note back to where it was cited), figures embedded as
+data: URLs so the one file is the whole page."""
 
 from __future__ import annotations
 
+import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-from bot.publish.document import TODO_MARK, markdown_parser
+from bot.publish.document import TODO_MARK, image_type, markdown_parser
 
 STYLE = """\
 body { margin: 0; background: #fafafa; color: #222; }
@@ -24,14 +26,18 @@ p.todo { background: #fff6d5; border-left: 4px solid #e0b000; padding: .3rem .6r
 sup.footnote-ref a { text-decoration: none; }
 section.footnotes { font-size: .9rem; color: #444; }
 pre { overflow-x: auto; background: #f3f3f3; padding: .6rem; }
+img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 """
 
 
-def render_html_page(markdown: str, title: str) -> str:
-    """The whole page; `title` names it when the draft has no `# Title` line."""
+def render_html_page(markdown: str, title: str, images: Mapping[str, bytes] | None = None) -> str:
+    """The whole page; `title` names it when the draft has no `# Title` line. `images`: the
+    figures' bytes by the name the markdown gives them; a figure without them (its file is
+    gone) is left out, its caption line stays."""
     parser = markdown_parser()
     parser.add_render_rule("footnote_caption", _footnote_caption)
     tokens = parser.parse(markdown)
+    _embed_images(tokens, images or {})
     _mark_todo_paragraphs(tokens)
     tokens = _without_rule_before_footnotes(tokens)
     if tokens and tokens[0].type == "heading_open" and tokens[0].tag == "h1":
@@ -53,6 +59,25 @@ def _footnote_caption(
     # "[1]" for every reference to note 1 (the plugin writes "[1:1]" for the second one).
     meta: dict[str, Any] = tokens[idx].meta
     return f"[{int(meta['id']) + 1}]"
+
+
+def _embed_images(tokens: list[Token], images: Mapping[str, bytes]) -> None:
+    for index, token in enumerate(tokens):
+        if token.type != "inline" or not token.children:
+            continue
+        kept: list[Token] = []
+        for child in token.children:
+            if child.type == "image":
+                data = images.get(str(child.attrs.get("src", "")))
+                mime = image_type(data) if data else None
+                if data is None or mime is None:
+                    continue  # no broken link to a file the page does not carry
+                encoded = base64.b64encode(data).decode("ascii")
+                child.attrSet("src", f"data:{mime};base64,{encoded}")
+            kept.append(child)
+        token.children = kept
+        if not kept and 0 < index < len(tokens) - 1:  # a paragraph that held only the image
+            tokens[index - 1].hidden = tokens[index + 1].hidden = True
 
 
 def _mark_todo_paragraphs(tokens: list[Token]) -> None:

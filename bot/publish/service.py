@@ -13,7 +13,7 @@ import enum
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from bot.publish.telegraph import (
     TelegraphPage,
     TelegraphUnavailable,
     document_nodes,
+    figure_count,
     finished_pages,
     moved_page,
     page_title,
@@ -44,6 +45,7 @@ from bot.publish.telegraph import (
 from bot.publish.word import render_docx
 from bot.services.outline import require_article
 from bot.services.threads import run_in_daemon_thread
+from bot.sources.service import figure_files, read_figures
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class TelegraphResult:
     created: bool = False  # a new page (the first publish, or the old one was lost)
     failure: str = ""  # Telegraph's error code, or "unavailable" / "too_big"
     max_pages: int = 0  # with "too_big": how many pages an article may take
+    figures_left_out: int = 0  # the draft's figures, which Telegraph cannot show
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class _Draft:
     version_id: int
     version_number: int
     created_at: datetime
+    figures: dict[str, Path] = field(default_factory=dict)  # images/note-12.jpg -> kept file
 
 
 class PublishService:
@@ -157,19 +161,32 @@ class PublishService:
             )
 
     async def export_html(self, owner_id: int, article_id: int | None = None) -> tuple[str, bytes]:
-        draft = await self._latest(owner_id, article_id, missing=_no_draft_to_export())
-        page = render_html_page(draft.markdown, draft.title)
+        """One self-contained page: its figures are embedded (data: URLs), so it opens whole
+        on a phone with nothing beside it."""
+        draft = await self._latest(
+            owner_id, article_id, missing=_no_draft_to_export(), figures=True
+        )
+        images = await asyncio.to_thread(read_figures, draft.figures)
+        page = render_html_page(draft.markdown, draft.title, images)
         return f"{draft.slug}.html", page.encode("utf-8")
 
     async def export_docx(self, owner_id: int, article_id: int | None = None) -> tuple[str, bytes]:
-        draft = await self._latest(owner_id, article_id, missing=_no_draft_to_export())
+        draft = await self._latest(
+            owner_id, article_id, missing=_no_draft_to_export(), figures=True
+        )
         document = parse_draft(draft.markdown, draft.title)
+        images = await asyncio.to_thread(read_figures, draft.figures)
         # python-docx is pure Python: a long draft takes a moment the event loop should not wait.
-        content = await run_in_daemon_thread(render_docx, document)
+        content = await run_in_daemon_thread(render_docx, document, images)
         return f"{draft.slug}.docx", content
 
     async def _latest(
-        self, owner_id: int, article_id: int | None, missing: str = NO_DRAFT
+        self,
+        owner_id: int,
+        article_id: int | None,
+        missing: str = NO_DRAFT,
+        *,
+        figures: bool = False,
     ) -> _Draft:
         async with self._sessions.begin() as session:
             repo = Repository(session, owner_id)
@@ -186,6 +203,7 @@ class PublishService:
                 version.id,
                 number,
                 version.created_at,
+                await figure_files(repo, version.markdown) if figures else {},
             )
 
     # git ----------------------------------------------------------------------------------
@@ -235,11 +253,25 @@ class PublishService:
         pages = paginate(document_nodes(document))
         if len(pages) > self._max_pages:
             return TelegraphResult(failure="too_big", pages=len(pages), max_pages=self._max_pages)
+        result = await self._telegraph_pages(
+            client, owner_id, draft, document.title, pages, author_name
+        )
+        if result.failure:
+            return result
+        return replace(result, figures_left_out=figure_count(document))
+
+    async def _telegraph_pages(
+        self,
+        client: TelegraphClient,
+        owner_id: int,
+        draft: _Draft,
+        title: str,
+        pages: list[list[Node]],
+        author_name: str,
+    ) -> TelegraphResult:
         try:
             try:
-                return await self._post_pages(
-                    client, owner_id, draft, document.title, pages, author_name
-                )
+                return await self._post_pages(client, owner_id, draft, title, pages, author_name)
             except TelegraphError as exc:
                 if not exc.token_invalid:
                     raise
@@ -247,9 +279,7 @@ class PublishService:
                 # no longer ours to edit).
                 log.warning("Telegraph no longer accepts the stored token; making a new account")
                 await self._forget_account(owner_id, client.api_url)
-                return await self._post_pages(
-                    client, owner_id, draft, document.title, pages, author_name
-                )
+                return await self._post_pages(client, owner_id, draft, title, pages, author_name)
         except TelegraphUnavailable:
             return TelegraphResult(failure="unavailable")
         except TelegraphError as exc:

@@ -1,5 +1,8 @@
 """The Telegraph API (https://telegra.ph/api): accounts and pages over httpx, and a draft turned
-into Telegraph's content nodes, split into linked pages when it is over a page's size."""
+into Telegraph's content nodes, split into linked pages when it is over a page's size.
+
+Figures are left out of Telegraph pages (their caption lines stay): Telegraph stopped taking
+uploads of new images in September 2024, and a page can only show images already online."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from bot.publish.document import (
     Document,
     FootnoteRef,
     Heading,
+    Image,
     Inline,
     LineBreak,
     Link,
@@ -207,6 +211,7 @@ def _inline_nodes(inlines: Sequence[Inline]) -> list[Node]:
             )
         elif isinstance(inline, LineBreak):
             nodes.append({"tag": "br"})
+        # An Image adds nothing: Telegraph takes no new images (see the module's docstring).
     return nodes
 
 
@@ -236,7 +241,8 @@ def _block_nodes(block: Block) -> list[Node]:
             {"tag": "h3" if block.level <= 2 else "h4", "children": _inline_nodes(block.inlines)}
         ]
     if isinstance(block, Paragraph):
-        return [{"tag": "p", "children": _inline_nodes(block.inlines)}]
+        children = _inline_nodes(block.inlines)
+        return [{"tag": "p", "children": children}] if children else []
     if isinstance(block, ListBlock):
         items = [{"tag": "li", "children": _joined(item)} for item in block.items]
         return [{"tag": "ol" if block.ordered else "ul", "children": items}]
@@ -247,6 +253,16 @@ def _block_nodes(block: Block) -> list[Node]:
     if isinstance(block, Rule):
         return [{"tag": "hr"}]
     return []
+
+
+def figure_count(document: Document) -> int:
+    """How many figures the draft shows (none of them can be on Telegraph)."""
+    return sum(
+        isinstance(inline, Image)
+        for block in document.blocks
+        if isinstance(block, Paragraph)
+        for inline in block.inlines
+    )
 
 
 def document_nodes(document: Document) -> list[Node]:

@@ -1,16 +1,19 @@
 """A draft as a Word document (python-docx): Title and Heading styles, TODO lines highlighted,
-links, lists, and the draft's footnotes as real Word footnotes (Word and Google Docs keep them
-as footnotes, numbered, at the foot of the page)."""
+links, lists, figures as pictures in the file, and the draft's footnotes as real Word
+footnotes (Word and Google Docs keep them as footnotes, numbered, at the foot of the page)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 
 import docx
 from docx.document import Document as WordDocument
 from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_COLOR_INDEX
+from docx.image.exceptions import UnrecognizedImageError
+from docx.image.image import Image as WordImage
 from docx.opc.constants import CONTENT_TYPE, RELATIONSHIP_TYPE
 from docx.opc.packuri import PackURI
 from docx.opc.part import XmlPart
@@ -27,6 +30,7 @@ from bot.publish.document import (
     Document,
     FootnoteRef,
     Heading,
+    Image,
     Inline,
     LineBreak,
     Link,
@@ -35,7 +39,10 @@ from bot.publish.document import (
     Quote,
     Rule,
     Text,
+    image_type,
 )
+
+log = logging.getLogger(__name__)
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 FOOTNOTE_TEXT_STYLE = "Footnote Text"
@@ -53,14 +60,16 @@ _FOOTNOTES_XML = f"""\
 </w:footnotes>"""
 
 
-def render_docx(document: Document) -> bytes:
-    """The .docx file's bytes (blocking: run it in a thread for long drafts)."""
+def render_docx(document: Document, images: Mapping[str, bytes] | None = None) -> bytes:
+    """The .docx file's bytes (blocking: run it in a thread for long drafts). `images`: the
+    figures' bytes by the name the markdown gives them; a figure without them is left out
+    (its caption line stays)."""
     word = docx.Document()
     word.core_properties.title = document.title
     _footnote_styles(word)
     footnotes = _FootnotesPart.create(word) if document.footnotes else None
     word.add_heading(document.title, level=0)
-    writer = _Writer(word, footnotes, document.footnotes)
+    writer = _Writer(word, footnotes, document.footnotes, images or {})
     for block in document.blocks:
         writer.block(block)
     buffer = io.BytesIO()
@@ -110,10 +119,12 @@ class _Writer:
         word: WordDocument,
         footnotes: _FootnotesPart | None,
         texts: Sequence[Sequence[Block]],
+        images: Mapping[str, bytes],
     ) -> None:
         self.word = word
         self.footnotes = footnotes
         self.texts = texts
+        self.images = images
         self.count = 0  # Word footnotes made so far: the next one's id
 
     def block(self, block: Block, list_level: int = 0) -> None:
@@ -181,6 +192,24 @@ class _Writer:
                 self.footnote(paragraph, inline.number)
             elif isinstance(inline, LineBreak):
                 paragraph.add_run().add_break()
+            elif isinstance(inline, Image):
+                self.picture(paragraph, inline)
+
+    def picture(self, paragraph: WordParagraph, image: Image) -> None:
+        """The figure's image in the file, at most the text's width, centred."""
+        data = self.images.get(image.src)
+        if data is None or image_type(data) is None:
+            return
+        section = self.word.sections[-1]
+        room = section.page_width - section.left_margin - section.right_margin  # type: ignore[operator]
+        try:
+            width = min(WordImage.from_blob(data).width, room)
+            paragraph.add_run().add_picture(io.BytesIO(data), width=width)
+        except (UnrecognizedImageError, Exception) as exc:
+            # A damaged or unusual file: the caption line beneath it still names the figure.
+            log.info("A figure could not be put in the Word file (%s)", type(exc).__name__)
+            return
+        paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
 
     def footnote(self, paragraph: WordParagraph, number: int) -> None:
         """A Word footnote for the draft's note `number` at this reference. Word cites each

@@ -39,6 +39,7 @@ class SourceFailure(StrEnum):
     NO_VISION = "no_vision"  # the endpoint does not take images
     VISION_DOWN = "vision_down"  # the endpoint did not answer
     NO_LLM = "no_llm"  # no endpoint configured
+    IMAGE_TOO_LARGE = "image_too_large"  # over VISION_MAX_IMAGE_BYTES
     DOWNLOAD_FAILED = "download_failed"
     UNREADABLE = "unreadable"  # a document whose text could not be extracted
     GAVE_UP = "gave_up"  # the step crashed too often

@@ -24,24 +24,39 @@ class SourcesService:
     async def bundle(self, owner_id: int, filename: str, markdown: str) -> tuple[str, bytes] | None:
         """The draft and the images its figures show as (name.zip, bytes); None when it has
         no figure (the .md alone is the export). Only the writer's own images are packed."""
-        wanted: dict[str, int] = {}
-        for match in _FIGURE.finditer(markdown):
-            wanted[match.group(1)] = int(match.group(2))
-        if not wanted:
+        if not _FIGURE.search(markdown):
             return None
-        files: dict[str, Path] = {}
         async with self._sessions.begin() as session:
-            repo = Repository(session, owner_id)
-            for name, note_id in wanted.items():
-                row = await repo.sources.of_note(note_id)
-                if (
-                    row is not None
-                    and row.image_path
-                    and PurePath(row.image_path).name == (PurePath(name).name)
-                ):
-                    files[name] = Path(row.image_path)
+            files = await figure_files(Repository(session, owner_id), markdown)
         content = await run_in_daemon_thread(_zip, filename, markdown, files)
         return f"{PurePath(filename).stem}.zip", content
+
+
+async def figure_files(repo: Repository, markdown: str) -> dict[str, Path]:
+    """The images the draft's figures show, by the name the markdown gives them
+    (`images/note-12.jpg`): only the writer's own (`repo` is theirs), only as kept."""
+    files: dict[str, Path] = {}
+    for match in _FIGURE.finditer(markdown):
+        name, note_id = match.group(1), int(match.group(2))
+        row = await repo.sources.of_note(note_id)
+        if (
+            row is not None
+            and row.image_path
+            and PurePath(row.image_path).name == PurePath(name).name
+        ):
+            files[name] = Path(row.image_path)
+    return files
+
+
+def read_figures(files: dict[str, Path]) -> dict[str, bytes]:
+    """The figures' bytes (blocking: run it in a thread); a file gone from disk is left out."""
+    images: dict[str, bytes] = {}
+    for name, path in files.items():
+        try:
+            images[name] = path.read_bytes()
+        except OSError:
+            continue
+    return images
 
 
 def _zip(filename: str, markdown: str, files: dict[str, Path]) -> bytes:

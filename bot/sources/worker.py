@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 IMAGE_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# A photo source's kept image, as _describe names it: note-<note id>.<extension>.
+_KEPT_IMAGE = re.compile(r"note-(\d+)\.[A-Za-z0-9]+")
+# How often kept images whose notes are gone (an article deleted whole) are looked for.
+SWEEP_EVERY_S = 3600.0
 
 
 class PageFetcher(Protocol):
@@ -96,8 +102,11 @@ class SourceWorker:
         on_outbox: Callable[[], None] = lambda: None,
         slots: int = 2,
         poll_s: float = 5.0,
+        max_image_bytes: int | None = None,
     ) -> None:
-        """`files_dir`: where photos are kept (they become the draft's figures)."""
+        """`files_dir`: where photos are kept (they become the draft's figures);
+        `max_image_bytes`: the largest image sent to the describer (VISION_MAX_IMAGE_BYTES)."""
+        self._max_image_bytes = max_image_bytes
         self._sessions = sessions
         self._fetcher = fetcher
         self._files = files
@@ -125,22 +134,48 @@ class SourceWorker:
         self._task = asyncio.create_task(self._run(), name="sources")
 
     async def stop(self) -> None:
-        """Stop; sources in work stay pending and are done after the next start."""
+        """Stop; sources in work stay pending and are done after the next start. A stop is
+        no crash: the attempt it interrupted is given back (only a crash or a failure of
+        the step uses one up, like a transcription's release in bot/notes/queue.py)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        tasks = list(self._in_flight.values())
-        for task in tasks:
+        in_flight = dict(self._in_flight)
+        for task in in_flight.values():
             task.cancel()
-        for task in tasks:
+        for task in in_flight.values():
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._in_flight.clear()
+        # A task cancelled before it began never ran its own code: released here, once.
+        interrupted = [source_id for source_id, task in in_flight.items() if task.cancelled()]
+        if interrupted:
+            await self._release(interrupted)
+
+    async def _release(self, source_ids: list[int]) -> None:
+        """Give back the attempts that a stop interrupted (still pending, tried again)."""
+        try:
+            async with self._sessions.begin() as session:
+                queries = SourceQueries(session)
+                for source_id in source_ids:
+                    row = await queries.locked(source_id)
+                    if row is not None and row.status == SourceStatus.PENDING and row.attempts:
+                        row.attempts -= 1
+        except Exception:
+            # Then the stop counts like a crash: at worst one try fewer, never a lost source.
+            log.warning("Could not give back the attempts of stopped sources", exc_info=True)
 
     async def _run(self) -> None:
+        swept = float("-inf")
         while True:
+            if time.monotonic() - swept >= SWEEP_EVERY_S:
+                swept = time.monotonic()
+                try:
+                    await self.sweep_images()
+                except Exception:
+                    log.warning("Could not look for images of deleted notes", exc_info=True)
             try:
                 await self.run_once()
             except asyncio.CancelledError:
@@ -158,6 +193,32 @@ class SourceWorker:
             task = asyncio.create_task(self._work(job), name=f"source-{job.source_id}")
             self._in_flight[job.source_id] = task
         return len(jobs)
+
+    async def sweep_images(self) -> int:
+        """Remove kept images whose notes are gone (deleted with their article, or while
+        their image was downloading); how many. /undo and 🗑 remove theirs at once
+        (bot/notes/manage.py). Nothing but `note-<id>.<ext>` images here is touched."""
+        if not self._dir.is_dir():
+            return 0
+        kept: dict[int, list[Path]] = {}
+        for path in await asyncio.to_thread(lambda: list(self._dir.iterdir())):
+            match = _KEPT_IMAGE.fullmatch(path.name)
+            if match is not None and path.is_file():
+                kept.setdefault(int(match.group(1)), []).append(path)
+        if not kept:
+            return 0
+        async with self._sessions.begin() as session:
+            alive = await SourceQueries(session).notes_with_sources(sorted(kept))
+        removed = 0
+        for note_id, paths in kept.items():
+            if note_id in alive:
+                continue
+            for path in paths:
+                _remove(path)
+                removed += 1
+        if removed:
+            log.info("Removed %d kept image(s) of deleted notes", removed)
+        return removed
 
     async def drain(self) -> None:
         """Work every pending source to its end (tests, one-off commands)."""
@@ -250,6 +311,10 @@ class SourceWorker:
             return _failed(SourceFailure.DOWNLOAD_FAILED)
         if self._describer is None:
             return _failed(SourceFailure.NO_LLM, path)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if self._max_image_bytes and size > self._max_image_bytes:
+            log.info("Source %s: the image is %d bytes, over the cap", job.source_id, size)
+            return _failed(SourceFailure.IMAGE_TOO_LARGE, path)
         image = await asyncio.to_thread(path.read_bytes)
         try:
             async with llm_usage_recorded(self._sessions, job.owner_id):
@@ -281,6 +346,9 @@ class SourceWorker:
     async def _store(self, job: _Job, outcome: _Outcome) -> None:
         async with self._sessions.begin() as session:
             row = await SourceQueries(session).locked(job.source_id)
+            if row is None and outcome.image_path:
+                # Deleted (/undo) while its image was downloading: nothing will show it.
+                _remove(Path(outcome.image_path))
             if row is None or row.status != SourceStatus.PENDING:
                 return  # deleted meanwhile (/undo), or done by an earlier run
             row.status = outcome.status.value
@@ -317,3 +385,8 @@ class SourceWorker:
         note = await Repository(session, owner_id).notes.get(note_id)
         if note is not None:
             await post_view(session, note.chat_id, source_subject(note_id))
+
+
+def _remove(path: Path) -> None:
+    """Remove a kept file (a quick local unlink, fine on the event loop)."""
+    path.unlink(missing_ok=True)

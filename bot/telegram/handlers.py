@@ -103,6 +103,7 @@ class ChatHandlers:
     allowed_user_ids: frozenset[int]
     download_limit: int | None  # None with a self-hosted Bot API server
     revisions: RevisionService | None = None
+    vision_max_bytes: int | None = None  # VISION_MAX_IMAGE_BYTES
 
     def __post_init__(self) -> None:
         self._refused_at: dict[int, float] = {}
@@ -577,7 +578,12 @@ class ChatHandlers:
         if not fitting:
             await self._reply(update, texts.file_too_big(sizes[-1].file_size or 0, limit or 0))
             return
-        await self._receive_file(update, SourceKind.IMAGE, fitting[-1].file_id, "image/jpeg")
+        # Telegram keeps smaller copies of a photo: the largest the image model takes. With
+        # none that small, the largest is kept as a figure (its card says why undescribed).
+        cap = self.vision_max_bytes
+        described = [p for p in fitting if not cap or not p.file_size or p.file_size <= cap]
+        chosen = (described or fitting)[-1]
+        await self._receive_file(update, SourceKind.IMAGE, chosen.file_id, "image/jpeg")
 
     async def _receive_file(
         self,

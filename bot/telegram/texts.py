@@ -353,6 +353,10 @@ def _git_result(result: GitResult) -> str:
     return text + "."
 
 
+def _figures(count: int) -> str:
+    return "Its figure is" if count == 1 else f"Its {count} figures are"
+
+
 def _telegraph_result(result: TelegraphResult) -> str:
     if not result.failure:
         link = f'<a href="{escape(result.url)}">{escape(result.url)}</a>'
@@ -362,6 +366,11 @@ def _telegraph_result(result: TelegraphResult) -> str:
         text = f"✅ Telegraph ({state}): {link}"
         if result.created:
             text += "\nAnyone with the link can read it."
+        if result.figures_left_out:
+            text += (
+                f"\n{_figures(result.figures_left_out)} not on the page (Telegraph no longer "
+                "takes new images); /export html and /export docx have them."
+            )
         return text
     if result.failure == "unavailable":
         return "⚠️ Telegraph did not answer; please try again later."
@@ -713,6 +722,8 @@ SOURCE_FAILURES = {
     "model that does)",
     SourceFailure.VISION_DOWN: "the LLM endpoint did not answer",
     SourceFailure.NO_LLM: "no LLM endpoint is configured to describe images",
+    SourceFailure.IMAGE_TOO_LARGE: "it is larger than I send to the image model "
+    "(VISION_MAX_IMAGE_BYTES); a photo sent as a photo, not as a file, comes in smaller sizes",
     SourceFailure.DOWNLOAD_FAILED: "Telegram would not hand the file over",
     SourceFailure.UNREADABLE: "I found no text in it (a scan, or a damaged or locked file)",
     SourceFailure.GAVE_UP: "reading it failed several times",

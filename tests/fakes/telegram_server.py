@@ -645,13 +645,26 @@ class FakeTelegram:
         chat_id: int | None = None,
         forward_origin: JSONDict | None = None,
         first_name: str = "Writer",
+        smaller: tuple[str, ...] = (),
     ) -> JSONDict:
         """Enqueue a photo message: a small thumbnail and the full size (`file_id`), as
-        Telegram sends photos (a list of PhotoSize, smallest first)."""
+        Telegram sends photos (a list of PhotoSize, smallest first). `smaller`: added files
+        that are the photo's smaller sizes instead of the thumbnail, smallest first."""
         with self._lock:
             full = self._file_obj(file_id, file_size, width=width, height=height)
-            thumb = self._file_obj(f"{file_id}-thumb", 1200, width=90, height=68)
-            content: JSONDict = {"photo": [thumb, full]}
+            if smaller:
+                scaled = [
+                    self._file_obj(
+                        f,
+                        None,
+                        width=width * (n + 1) // (len(smaller) + 1),
+                        height=height * (n + 1) // (len(smaller) + 1),
+                    )
+                    for n, f in enumerate(smaller)
+                ]
+            else:
+                scaled = [self._file_obj(f"{file_id}-thumb", 1200, width=90, height=68)]
+            content: JSONDict = {"photo": [*scaled, full]}
             if caption is not None:
                 content["caption"] = caption
             if forward_origin is not None:
