@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -43,10 +44,6 @@ SHUTDOWN_GRACE_S = 5.0
 NO_LLM = "draft needs an LLM: set OPENAI_API_KEY and/or OPENAI_BASE_URL."
 # check-config reads the remembered LLM mode; an unreachable database must not hold it up.
 CHECK_DATABASE_S = 5.0
-
-
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,7 +217,6 @@ def _serve(
     """Run until SIGTERM or Ctrl+C (or until `fatal()`'s task ends), then stop gracefully."""
     import signal
 
-    from bot.services.threads import join_daemon_threads
 
     async def serve() -> None:
         stopping = asyncio.Event()
@@ -242,8 +238,24 @@ def _serve(
             await stop()
 
     asyncio.run(serve())
-    join_daemon_threads(SHUTDOWN_GRACE_S)
-    return 0
+    return after_stop(SHUTDOWN_GRACE_S)
+
+
+def after_stop(grace: float) -> int:
+    """Exit status 0 once the bot has stopped, waiting up to `grace` seconds for the work
+    still running in threads. A window still in whisper's native code after that is left
+    behind: everything is stored, its note resumes at the next start from the windows
+    already stored, and the interpreter's own exit would abort the process under it
+    ("terminate called without an active exception", status -6)."""
+    from bot.services.threads import join_daemon_threads
+
+    if join_daemon_threads(grace):
+        return 0
+    log.info("A transcription is still finishing a window; exiting without it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -69,8 +69,11 @@ async def test_too_big_for_the_bot_api_is_refused_before_any_download(
 async def test_unsupported_document_is_refused_and_audio_document_is_accepted(
     bot: FakeTelegram, tmp_path: Path
 ) -> None:
-    pdf = bot.add_file(b"%PDF-1.4 not audio")
-    bot.send_document(WRITER, pdf, file_name="notes.pdf", mime_type="application/pdf", file_size=18)
+    # A PDF is a source now (tests/test_sources_e2e.py); an archive is nothing the bot reads.
+    archive = bot.add_file(b"PK\x03\x04 not audio")
+    bot.send_document(
+        WRITER, archive, file_name="notes.zip", mime_type="application/zip", file_size=18
+    )
     await bot.wait_for_text(WRITER, "can only file voice notes")
     assert not bot.calls("getFile")
     bot.enqueue_raw(

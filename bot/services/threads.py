@@ -94,8 +94,9 @@ async def run_in_daemon_thread(fn: Callable[..., T], /, *args: Any, **kwargs: An
     return await future
 
 
-def join_daemon_threads(timeout: float) -> None:
-    """At exit: wait up to `timeout` seconds for blocking work that was asked to stop.
+def join_daemon_threads(timeout: float) -> bool:
+    """At exit: wait up to `timeout` seconds for blocking work that was asked to stop; False
+    when some is still running.
 
     A thread still inside native code (CTranslate2) when the interpreter exits aborts the
     process ("terminate called without an active exception"); a transcription that was
@@ -105,6 +106,7 @@ def join_daemon_threads(timeout: float) -> None:
     with _lock:
         while _busy and (left := deadline - time.monotonic()) > 0:
             _lock.wait(left)
+        return not _busy
 
 
 def start_in_daemon_thread(job: Callable[[], None]) -> None:
