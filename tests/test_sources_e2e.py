@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import re
+import subprocess
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +24,8 @@ from tests.fakes.openai_server import Call, FakeOpenAI
 from tests.fakes.telegram_server import FakeTelegram
 from tests.test_chat_e2e import WRITER, say
 from tests.test_links import Site, serve_site
+from tests.test_publish import Repos, git
+from tests.test_publish import repos as repos
 
 DESCRIPTION = (
     "A whiteboard with a diagram of three boxes joined by arrows. "
@@ -532,3 +536,36 @@ async def test_editing_a_message_with_links_keeps_the_writers_words_without_the_
     )
     await seen("Updated your note", 2)
     assert "Columns compress well: https://c.example/" in await part_texts(tmp_path)
+
+
+async def test_publish_to_git_commits_the_figures_images_beside_the_markdown(
+    telegram: FakeTelegram, llm: FakeOpenAI, start_bot: StartBot, repos: Repos
+) -> None:
+    from tests.test_export_formats import tiny_png
+    from tests.test_publish_e2e import publish
+
+    png = tiny_png()
+    settings = llm_settings(llm, publish_git_dir=str(repos.work), publish_git_subdir="posts")
+    async with start_bot(**settings):
+        await say(telegram, "/new Storage", "Storage")
+        telegram.send_photo(
+            WRITER, telegram.add_file(png, file_path="photos/file_1.jpg"), caption="Board"
+        )
+        await card(telegram, "Filed the image as a source", "INGEST")
+        await say(telegram, "We moved our logs to Parquet last spring.", "Filed under")
+        before = len(telegram.sent_documents(WRITER))
+        telegram.send_text(WRITER, "/draft")
+        await telegram.wait_for(lambda: len(telegram.sent_documents(WRITER)) > before)
+        report = await publish(telegram, "/publish git")
+        assert "⚠️" not in report, report
+    markdown = git(repos.work, "show", "HEAD:posts/storage.md")
+    [image] = re.findall(r"\]\((images/note-\d+\.\w+)\)", markdown)
+    committed = committed_bytes(repos.work, f"HEAD:posts/{image}")
+    assert committed == png, "the figure's image is in the commit, where the markdown links it"
+
+
+def committed_bytes(work: Path, revision_path: str) -> bytes:
+    """A committed file's bytes (`git show`, not decoded: an image)."""
+    return subprocess.run(
+        ["git", "show", revision_path], cwd=work, capture_output=True, check=True
+    ).stdout

@@ -150,7 +150,8 @@ class PublishService:
             raise UserError(_not_configured(missing[0]))
         # Two /publish at once would race for the same page and commit.
         async with self._locks[owner_id]:
-            draft = await self._latest(owner_id, article_id)
+            # The repository gets the figures' images beside the markdown that links them.
+            draft = await self._latest(owner_id, article_id, figures=Target.GIT in wanted)
             git = telegraph = None
             if Target.GIT in wanted:
                 git = await self._publish_git(owner_id, draft)
@@ -211,6 +212,9 @@ class PublishService:
         git = self._git
         assert git is not None
         files = [PublishFile(f"{draft.slug}.md", draft.markdown.encode("utf-8"))]
+        # `images/note-12.jpg`, as the markdown links it, relative to the markdown file.
+        images = await asyncio.to_thread(read_figures, draft.figures)
+        files += [PublishFile(name, content) for name, content in sorted(images.items())]
         try:
             destination = git.paths_for(files)[0]
         except GitPublishError as exc:
