@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from telegram import (
     BotCommand,
+    CallbackQuery,
     InlineKeyboardMarkup,
     Message,
     MessageOriginChannel,
@@ -53,6 +56,7 @@ from bot.telegram import keyboards, texts
 from bot.telegram.io import TelegramChat
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 MAX_IMPORT_BYTES = 1024 * 1024
@@ -711,14 +715,9 @@ class ChatHandlers:
         query = update.callback_query
         assert query is not None and self.revisions is not None
         user_id, chat_id = _ids(update)
-        try:
-            _, ids = keyboards.parse(query.data or "")
-            result = await self.revisions.undo(user_id, ids[0])
-        except (ValueError, IndexError):
-            await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
-            return
-        except UserError as exc:
-            await query.answer(texts.alert(exc.message), show_alert=True)
+        revisions = self.revisions
+        result = await _on_version_button(query, lambda v: revisions.undo(user_id, v))
+        if result is None:
             return
         await query.answer(texts.UNDONE_SHORT)
         await self._drop_buttons(chat_id, query.message)
@@ -730,14 +729,9 @@ class ChatHandlers:
         query = update.callback_query
         assert query is not None and self.revisions is not None
         user_id, chat_id = _ids(update)
-        try:
-            _, ids = keyboards.parse(query.data or "")
-            kept = await self.revisions.keep(user_id, ids[0])
-        except (ValueError, IndexError):
-            await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
-            return
-        except UserError as exc:
-            await query.answer(texts.alert(exc.message), show_alert=True)
+        revisions = self.revisions
+        kept = await _on_version_button(query, lambda v: revisions.keep(user_id, v))
+        if kept is None:
             return
         await query.answer(texts.revision_kept(kept.number))
         await self._drop_buttons(chat_id, query.message)
@@ -973,3 +967,18 @@ def _optional_number(update: Update) -> int | None:
         return None
     number = _int_argument(update)
     return _NOT_A_NUMBER if number is None else number
+
+
+async def _on_version_button(
+    query: CallbackQuery, act: Callable[[int], Awaitable[T]]
+) -> T | None:
+    """Run a section-version button's action on the version id in its data; None (the
+    writer told why) when the data is forged or stale or the service refuses."""
+    try:
+        _, ids = keyboards.parse(query.data or "")
+        return await act(ids[0])
+    except (ValueError, IndexError):
+        await query.answer(texts.BUTTON_EXPIRED, show_alert=True)
+    except UserError as exc:
+        await query.answer(texts.alert(exc.message), show_alert=True)
+    return None
